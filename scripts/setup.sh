@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment at .venv and install sen-rl into it.
+# Idempotent: a second run re-checks and installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+STAMP=.venv/.sen-rl-installed
+HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  $VPY -m pip install -q --upgrade pip
+  # torch pinned to the CPU build; an unpinned torch pulls a multi-GB CUDA build.
+  # escnn without its deps: it asks for py3nj, which needs a Fortran compiler, and escnn
+  # only uses it for SO(3) Clebsch-Gordan coefficients (the 2D groups we use never do).
+  $VPY -m pip install -q "torch==2.13.0" "numpy<2" escnn==1.0.11 --no-deps
+  $VPY -m pip install -q "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy
+  $VPY -m pip install -q "torch==2.13.0" -e ".[dev]"
+  echo "$HASH" > "$STAMP"
+fi
+
+# MuJoCo must render without a display. Check once and say what to install if it cannot.
+if ! $VPY -m sen_rl.render_check >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "MuJoCo cannot render headless; installing Mesa (libegl1 libgl1 libosmesa6)..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 libgl1 libosmesa6 libgles2 >/dev/null
+  fi
+  if ! $VPY -m sen_rl.render_check; then
+    echo "MuJoCo cannot render headless. Install Mesa, e.g. on Debian/Ubuntu:" >&2
+    echo "  sudo apt-get install libegl1 libgl1 libosmesa6" >&2
+    exit 1
+  fi
+fi
