@@ -44,6 +44,11 @@ class SymmetricEnv(gym.Env):
     def _sample_initial_state(self) -> np.ndarray:
         raise NotImplementedError
 
+    def render_twins(self) -> np.ndarray:
+        """``[G, *obs_shape]``: the current state transformed by every group element, re-rendered."""
+        s = self.get_state()
+        return np.stack([self.render_state(self.symmetry.act_on_state(g, s)) for g in self.symmetry.elements])
+
     def _advance(self, action) -> None:
         raise NotImplementedError
 

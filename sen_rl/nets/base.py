@@ -1,0 +1,79 @@
+"""The contract every domain's networks honour, so that the world model is domain-agnostic.
+
+The path of an observation is one straight line:
+
+    pixels (uint8, [B, H, W, C]) -> float [B, C, H, W] in [0, 1]
+        -> embedding S (the SEN: an unconstrained CNN, or an equivariant one for "full")
+        -> v in V, where the group acts by ``act_on_embedding``
+        -> encoder E (equivariant for "sen"/"full", plain for "none")
+        -> z in Z, where the group acts by ``act_on_latent``
+    transition T(z, a): the next latent is z + T(z, a) when ``predicts_delta`` (C-SWM,
+    the grid domains and Reacher), or T(z, a) itself (Teapot's MatMul: T(z, a) = a z).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+VARIANTS = ("sen", "none", "full")
+PRESETS = ("smoke", "cpu", "paper")
+
+
+@dataclass
+class DomainNets:
+    """The three networks of one world model and the group's actions on their spaces.
+
+    :param embedding: S, pixels ``[B, C, H, W]`` float in [0, 1] -> v.
+    :param encoder: E, v -> z.
+    :param transition: T, ``(z, a)`` -> delta z (or the next z when not ``predicts_delta``);
+        ``a`` is the batch of raw environment actions as a tensor (int64 for discrete
+        spaces, float32 for boxes).
+    :param act_on_embedding: ``(g, v) -> rho_V(g) v`` (torch, batched), for EE(S).
+    :param act_on_latent: ``(g, z) -> rho_Z(g) z`` (torch, batched).
+    :param act_on_action: ``(g, a) -> rho_A(g) a`` on action tensors, matching the env's
+        ``symmetry.act_on_action``.
+    :param object_axis: latent axis that indexes objects (the energy averages over it), or None.
+    :param equivariant: which of embedding/encoder/transition are exactly equivariant.
+    """
+
+    embedding: nn.Module
+    encoder: nn.Module
+    transition: nn.Module
+    act_on_embedding: Any
+    act_on_latent: Any
+    act_on_action: Any
+    predicts_delta: bool = True
+    object_axis: int | None = None
+    equivariant: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def check_choice(name: str, value: str, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
+    return value
+
+
+def export_module(module: nn.Module) -> nn.Module:
+    """Plain-torch copy for inference: escnn modules are exported, others deep-copied in eval mode."""
+    import copy
+
+    module = copy.deepcopy(module).eval()
+
+    def _export(m: nn.Module) -> nn.Module:
+        if hasattr(m, "export") and callable(m.export) and m.__class__.__module__.startswith("escnn"):
+            return m.export()
+        for name, child in list(m.named_children()):
+            setattr(m, name, _export(child))
+        return m
+
+    return _export(module)
+
+
+def to_float_image(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, H, W, C]`` -> float ``[B, C, H, W]`` in [0, 1]."""
+    return obs.permute(0, 3, 1, 2).float().div_(255.0)
