@@ -15,4 +15,25 @@ register_envs()
 
 ENV_IDS = tuple(ENV_SPECS)
 
-__all__ = ["ENV_IDS", "__version__", "register_envs"]
+# torch-backed parts load on first use, so that environment workers stay light
+_LAZY = {
+    "build_model": "sen_rl.model",
+    "load_model": "sen_rl.model",
+    "WorldModel": "sen_rl.model",
+    "train": "sen_rl.train",
+    "TrainConfig": "sen_rl.train",
+    "collect": "sen_rl.data",
+    "CollectConfig": "sen_rl.data",
+    "RolloutDataset": "sen_rl.data",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sen_rl' has no attribute {name!r}")
+
+
+__all__ = ["ENV_IDS", "__version__", "register_envs", *_LAZY]

@@ -1,4 +1,4 @@
-"""The ``sen-rl`` command line: ``collect``, ``demo`` (and, as they land, ``train``, ``eval``)."""
+"""The ``sen-rl`` command line: ``collect``, ``train``, ``demo``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def cmd_demo(args) -> int:
     out = Path(args.out)
     paths = []
     for env_id, kwargs, episodes, steps, warmup in DEMO_DOMAINS:
-        cfg = CollectConfig(env_id, episodes, steps, seed=args.seed, warmup=warmup, twins=True, env_kwargs=kwargs)
+        cfg = CollectConfig(
+            env_id, episodes, steps, seed=args.seed, warmup=warmup, twins=True, env_kwargs=kwargs
+        )
         path = out / f"{env_id}.h5"
         collect(cfg, path, overwrite=True, progress=not args.quiet)
         paths.append(path)
@@ -70,6 +72,32 @@ def cmd_demo(args) -> int:
         print(f"  {ds}")
         ds.close()
     print(f"contact sheet: {sheet}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from sen_rl.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        variant=args.variant,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        max_transitions=args.max_transitions,
+        threads=args.threads,
+    )
+    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    last = result["history"][-1] if result["history"] else {}
+    if "val_hits@1" in last:
+        best = max(r.get("val_hits@1", 0) for r in result["history"])
+        print(f"validation Hits@1 (one step): last {last['val_hits@1']:.1%}, best {best:.1%}")
+    print(f"checkpoints: {result['best']} (best), {result['last']} (last)")
     return 0
 
 
@@ -88,13 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--actions", nargs="+", help="restrict discrete actions: directions (up right down left) or indices"
     )
     p.add_argument("--positive-torque", action="store_true", help="Reacher: second-joint torque >= 0 only")
-    p.add_argument("--twins", action="store_true", help="store re-rendered observations for every group element")
+    p.add_argument(
+        "--twins", action="store_true", help="store re-rendered observations for every group element"
+    )
     p.add_argument("--env-kwargs", type=_json_dict, default={}, help="JSON keyword arguments for gym.make")
     p.add_argument("--num-envs", type=int, default=0, help="parallel environments (0: one per core, max 8)")
     p.add_argument("--vectorization", choices=("async", "sync"), default="async")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="train a world model on a rollout dataset")
+    p.add_argument("--data", required=True, help="rollout dataset (.h5) from `sen-rl collect`")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and TensorBoard logs")
+    p.add_argument("--variant", choices=("sen", "none", "full"), default="sen")
+    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--epochs", type=int, help="default per preset: smoke 2, cpu 20, paper 100")
+    p.add_argument("--batch-size", type=int, help="default per preset: smoke 64, cpu 256, paper 1024")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision")
+    p.add_argument("--max-transitions", type=int, help="cap the transitions seen per epoch")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="small datasets of every domain and a contact sheet of their twins")
     p.add_argument("--out", default="out/demo", help="output folder")
@@ -109,7 +156,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError) as exc:
+    except Exception as exc:
+        # errors a user can cause carry their fix in the message: show it without a traceback
+        user_error = (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError)
+        if not isinstance(exc, user_error) and type(exc).__name__ != "TrainingDiverged":
+            raise
         print(f"sen-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

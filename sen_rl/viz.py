@@ -67,8 +67,16 @@ def contact_sheet(datasets, out: str | os.PathLike, per_row: int = 12) -> Path:
             axes[r, c].imshow(img, interpolation="nearest")
             axes[r, c].set_title(label, fontsize=5.5)
         if title:
-            axes[r, 0].text(-0.15, 0.5, title, transform=axes[r, 0].transAxes, rotation=90,
-                            va="center", ha="right", fontsize=7)
+            axes[r, 0].text(
+                -0.15,
+                0.5,
+                title,
+                transform=axes[r, 0].transAxes,
+                rotation=90,
+                va="center",
+                ha="right",
+                fontsize=7,
+            )
     fig.suptitle("sen-rl: each observation beside its twin re-rendered for every group element", fontsize=9)
     fig.tight_layout()
     out = Path(out)

@@ -1,0 +1,103 @@
+"""Training: exact resume, checkpoints that rebuild the model alone, divergence, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from sen_rl.data import CollectConfig, collect
+from sen_rl.model import WorldModel, load_model
+from sen_rl.train import TrainConfig, TrainingDiverged, train
+
+
+@pytest.fixture(scope="module")
+def shapes_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "shapes.h5"
+    return collect(CollectConfig("SEN-Shapes-v0", 12, 10, seed=0, vectorization="sync"), path, progress=False)
+
+
+def _cfg(data, out, **kw):
+    base = dict(
+        data=str(data),
+        out=str(out),
+        preset="smoke",
+        batch_size=16,
+        seed=1,
+        device="cpu",
+        val_samples=20,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)["model_state"]
+
+
+def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path):
+    train(_cfg(shapes_data, tmp_path / "a", epochs=2), progress=False, log=False)
+    train(_cfg(shapes_data, tmp_path / "b", epochs=1), progress=False, log=False)
+    train(_cfg(shapes_data, tmp_path / "b", epochs=2), resume=True, progress=False, log=False)
+    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ha = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["history"]
+    hb = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["history"]
+    assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
+
+
+def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
+    result = train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False)
+    model = load_model(result["best"])
+    assert isinstance(model, WorldModel) and not model.training
+    obs = np.zeros((2, 50, 50, 3), np.uint8)
+    z = model.encode(obs)
+    assert torch.isfinite(z).all()
+    z2 = model.predict(z, np.array([0, 5]))
+    assert z2.shape == z.shape
+    assert model.rollout(z, np.array([[0, 1, 2], [3, 4, 5]])).shape == (2, 3, *z.shape[1:])
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, monkeypatch):
+    train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False)
+    good = (tmp_path / "last.pt").read_bytes()
+    real = WorldModel.loss
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **kw):
+        out = real(self, *a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(WorldModel, "loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3"):
+        train(_cfg(shapes_data, tmp_path, epochs=3), resume=True, progress=False, log=False)
+    assert (tmp_path / "last.pt").read_bytes() == good
+
+
+def test_clear_errors(shapes_data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_cfg(shapes_data, tmp_path / "fresh", epochs=1), resume=True, progress=False, log=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(_cfg(shapes_data, tmp_path / "x", batch_size=1), progress=False, log=False)
+    # resuming with data of another environment is refused
+    train(_cfg(shapes_data, tmp_path / "run", epochs=1), progress=False, log=False)
+    cubes = collect(
+        CollectConfig("SEN-Cubes-v0", 3, 2, vectorization="sync"), tmp_path / "c.h5", progress=False
+    )
+    with pytest.raises(ValueError, match="SEN-Shapes-v0"):
+        train(_cfg(cubes, tmp_path / "run", epochs=2), resume=True, progress=False, log=False)
+    model = load_model(tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match="uint8"):
+        model.encode(np.zeros((2, 50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        model.encode(np.zeros((2, 64, 64, 3), np.uint8))
