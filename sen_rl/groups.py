@@ -147,13 +147,19 @@ def axis_angle_to_matrix(v) -> np.ndarray:
 
 
 def matrix_to_axis_angle(r) -> np.ndarray:
-    """Inverse of :func:`axis_angle_to_matrix` for angles in ``[0, pi)``."""
+    """Inverse of :func:`axis_angle_to_matrix` for one rotation matrix (angles in ``[0, pi]``)."""
     r = np.asarray(r, dtype=np.float64)
-    cos = np.clip((np.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1, 1)
-    theta = np.arccos(cos)
-    w = np.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], -1)
-    s = np.sin(theta)[..., None]
-    return np.where(s > 1e-9, w / np.maximum(2 * s, 1e-12) * theta[..., None], 0.5 * w)
+    theta = np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))
+    w = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    if theta < 1e-9:
+        return 0.5 * w
+    if np.pi - theta > 1e-6:
+        return w / (2 * np.sin(theta)) * theta
+    # near a half turn the antisymmetric part vanishes: read the axis off (R + I) / 2 = n n^T
+    b = (r + np.eye(3)) / 2
+    i = int(np.argmax(np.diag(b)))
+    axis = b[:, i] / np.sqrt(b[i, i])
+    return axis / np.linalg.norm(axis) * theta
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
