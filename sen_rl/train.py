@@ -89,54 +89,58 @@ def _autocast(amp: str, device: torch.device):
 
 
 class TransitionStream:
-    """Batches ``(obs, action, next_obs)`` of uint8 numpy arrays from a subset of episodes."""
+    """Batches ``(obs, action, next_obs)`` of uint8 numpy arrays from a subset of episodes.
 
-    def __init__(
-        self, ds: RolloutDataset, episodes: np.ndarray, batch_size: int, block_transitions: int = 8192
-    ):
+    Episodes are read in contiguous blocks of about ``block_bytes`` of observations; the
+    transitions of a block are shuffled and gathered batch by batch, so memory holds one
+    block plus one batch whatever the dataset's size.
+    """
+
+    def __init__(self, ds: RolloutDataset, episodes: np.ndarray, batch_size: int, block_bytes: int = 256 << 20):
         self.ds, self.episodes, self.batch_size = ds, np.sort(episodes), batch_size
         self.T = ds.steps
-        # contiguous runs of episodes read as one slice
-        self.block_eps = max(1, block_transitions // self.T)
+        episode_bytes = (self.T + 1) * int(np.prod(ds.obs_shape))
+        self.block_eps = max(1, block_bytes // episode_bytes, -(-batch_size // self.T))
 
     def __len__(self) -> int:
         return max(1, len(self.episodes) * self.T // self.batch_size)
 
     def _read(self, eps: np.ndarray):
         lo, hi = int(eps[0]), int(eps[-1]) + 1
-        obs = self.ds["obs"][lo:hi]
-        act = self.ds["actions"][lo:hi]
         keep = eps - lo
-        return obs[keep], act[keep]
+        if len(keep) == hi - lo:  # a contiguous run: one slice, no copy
+            return self.ds["obs"][lo:hi], self.ds["actions"][lo:hi]
+        return self.ds["obs"][lo:hi][keep], self.ds["actions"][lo:hi][keep]
 
     def epoch(self, rng: np.random.Generator, max_transitions: int | None = None):
+        B, T = self.batch_size, self.T
         blocks = [self.episodes[i : i + self.block_eps] for i in range(0, len(self.episodes), self.block_eps)]
-        order = rng.permutation(len(blocks))
         budget = max_transitions if max_transitions is not None else math.inf
-        carry = None
-        for b in order:
-            if budget <= 0:
+        carry = None  # fewer than B transitions left over from the previous block
+        for b in rng.permutation(len(blocks)):
+            if budget < B:
                 break
             obs, act = self._read(blocks[b])
-            n, T = obs.shape[0], self.T
-            cur = obs[:, :T].reshape(n * T, *obs.shape[2:])
-            nxt = obs[:, 1:].reshape(n * T, *obs.shape[2:])
-            acts = act.reshape(n * T, *act.shape[2:])
-            if carry is not None:  # leftovers of the previous block join this one
-                cur, acts, nxt = (
-                    np.concatenate([c, x]) for c, x in zip(carry, (cur, acts, nxt), strict=True)
-                )
-            perm = rng.permutation(len(cur))
-            full = len(cur) // self.batch_size * self.batch_size
-            for i in range(0, full, self.batch_size):
-                if budget <= 0:
-                    break
-                idx = perm[i : i + self.batch_size]
-                budget -= len(idx)
-                yield cur[idx], acts[idx], nxt[idx]
-            rest = perm[full:]
-            carry = (cur[rest], acts[rest], nxt[rest]) if len(rest) else None
-        if carry is not None and len(carry[0]) >= 2 and budget > 0:
+            e, t = np.divmod(rng.permutation(len(obs) * T), T)
+            pos = 0
+            if carry is not None:
+                need = B - len(carry[0])
+                part = (obs[e[:need], t[:need]], act[e[:need], t[:need]], obs[e[:need], t[:need] + 1])
+                carry = tuple(np.concatenate([c, x]) for c, x in zip(carry, part, strict=True))
+                pos = need
+                if len(carry[0]) == B:
+                    budget -= B
+                    yield carry
+                    carry = None
+            while pos + B <= len(e) and budget >= B:
+                ei, ti = e[pos : pos + B], t[pos : pos + B]
+                budget -= B
+                yield obs[ei, ti], act[ei, ti], obs[ei, ti + 1]
+                pos += B
+            if pos < len(e) and budget >= B:
+                ei, ti = e[pos:], t[pos:]
+                carry = (obs[ei, ti], act[ei, ti], obs[ei, ti + 1])
+        if carry is not None and len(carry[0]) >= 2 and budget >= len(carry[0]):
             yield carry
 
 

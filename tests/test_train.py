@@ -101,3 +101,36 @@ def test_clear_errors(shapes_data, tmp_path):
         model.encode(np.zeros((2, 50, 50, 3), np.float32))
     with pytest.raises(ValueError, match="shape"):
         model.encode(np.zeros((2, 64, 64, 3), np.uint8))
+
+
+class _FakeDataset(dict):
+    """obs[e, t] holds (e, t) in its first two pixels, so every yielded transition can be traced."""
+
+    def __init__(self, episodes, steps):
+        obs = np.zeros((episodes, steps + 1, 2, 2, 1), np.uint8)
+        obs[:, :, 0, 0, 0] = np.arange(episodes)[:, None]
+        obs[:, :, 0, 1, 0] = np.arange(steps + 1)[None, :]
+        super().__init__(obs=obs, actions=np.arange(episodes * steps).reshape(episodes, steps))
+        self.steps, self.obs_shape = steps, obs.shape[2:]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 40, 1 << 20])
+def test_stream_visits_every_training_transition_once(block_bytes):
+    from sen_rl.train import TransitionStream
+
+    ds = _FakeDataset(episodes=23, steps=7)
+    train_eps = np.array([0, 2, 3, 5, 8, 9, 10, 11, 15, 16, 22])
+    stream = TransitionStream(ds, train_eps, batch_size=5, block_bytes=block_bytes)
+    seen = []
+    for obs, act, nxt in stream.epoch(np.random.default_rng(0)):
+        assert 2 <= len(obs) <= 5
+        e, t = obs[:, 0, 0, 0].astype(int), obs[:, 0, 1, 0].astype(int)
+        np.testing.assert_array_equal(nxt[:, 0, 0, 0], e)  # the next frame is of the same episode...
+        np.testing.assert_array_equal(nxt[:, 0, 1, 0], t + 1)  # ...one step later
+        np.testing.assert_array_equal(act, e * 7 + t)  # and the action is the one taken between them
+        seen += list(zip(e.tolist(), t.tolist(), strict=True))
+    expected = {(e, t) for e in train_eps.tolist() for t in range(7)}
+    assert len(seen) == len(set(seen)) == len(expected)  # 77 = 15 batches of 5 + a last one of 2
+    assert set(seen) == expected
+    capped = sum(len(b[0]) for b in stream.epoch(np.random.default_rng(0), max_transitions=20))
+    assert capped == 20
