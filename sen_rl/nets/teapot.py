@@ -1,0 +1,432 @@
+"""Teapot networks (SEN-Teapot-v0): group SO(3), tested with the cube's 24 rotations.
+
+Pipeline (see :mod:`sen_rl.nets.base`)::
+
+    image [B, 1, 64, 64] --S--> v [B, 3, 3] --E = identity--> z = v --T(z, a)--> next z [B, 3, 3]
+
+Conventions (as in :mod:`sen_rl.groups`: a group element ``g`` is a 3x3 rotation matrix):
+
+- **latent / embedding** ``z = v``: ``[B, 3, 3]`` for both variants. For ``"sen"`` it is a
+  rotation matrix whose **columns** are ``[u', v', w]``, the Gram-Schmidt frame of the two
+  3-vectors ``u, v`` that the CNN predicts (``w = u' x v'``). Columns, not rows, because
+  then ``det z = (u' x v') . w = |w|^2 = +1`` *and* Gram-Schmidt is equivariant:
+  ``GS(g u, g v) = g GS(u, v)``, so ``rho_V(g) z = rho_Z(g) z = g @ z`` is the action of
+  rotating the two predicted vectors. (Rows would also have det +1, but ``g`` would then
+  act on the right.) The env's state (body frame -> world frame) uses the same layout: its
+  columns are the teapot's axes in world coordinates, and it also steps as ``a @ z``.
+- ``act_on_embedding(g, v) = act_on_latent(g, z) = g @ z`` (``g`` ``[3, 3]`` or batched
+  ``[B, 3, 3]``, numpy or torch). For ``"none"`` the 9 numbers are read as a ``[3, 3]``
+  matrix only so that EE(S) and DIE can be computed; nothing makes them a rotation.
+- **actions**: ``"small"`` (``Discrete(6)``, int64 ``[B]``) index ``i`` is the rotation by
+  :data:`~sen_rl.groups.TEAPOT_SMALL_ANGLE` about :data:`~sen_rl.groups.TEAPOT_SMALL_AXES`
+  ``[i]``; ``"large"`` (``Box(-pi, pi, (3,))``, float ``[B, 3]``) a rotation vector.
+  ``rho_A(g) a = g a g^-1``, which is ``R(theta, g n)``: small actions are permuted (axis
+  ``n_i`` goes to ``g n_i``, :meth:`sen_rl.groups.TeapotSymmetry.act_on_action`), rotation
+  vectors are rotated, ``a -> g a``.
+- **"sen" transition** "MatMul": ``T(z, a) = A(a) @ z`` with ``A(a)`` the action's rotation
+  matrix (a fixed buffer of 6 matrices, or Rodrigues' formula in torch); it predicts the
+  next latent itself (``predicts_delta=False``) and is exactly equivariant:
+  ``T(g z, g a g^-1) = g A(a) g^-1 g z = g T(z, a)``. It has no parameters.
+- **"none" transition**: a C-SWM MLP on ``[z (9), action]`` (one-hot ``[6]`` or the
+  rotation vector ``[3]``) predicting ``delta z [B, 3, 3]`` (``predicts_delta=True``).
+
+Gram-Schmidt (:func:`gram_schmidt`) is differentiable and never returns NaN: norms are
+clamped, ``v`` is projected out of ``u'`` twice (orthogonal to rounding), and when ``u`` is
+(nearly) zero or ``v`` (nearly) parallel to ``u`` a fixed fallback direction is used. No
+continuous map from all pairs ``(u, v)`` to SO(3) exists, so the fallback is a jump and is
+not equivariant; it only fires on a set of tiny measure.
+
+``DomainNets.equivariant``: the encoder is the identity (trivially equivariant) in both
+variants, the embedding never is (it is learned), the transition only for ``"sen"``.
+
+Variants: ``"sen"`` ("Ours (MatMul)") and ``"none"``. There is no ``"full"`` variant: the
+action of 3D rotations on rendered pixels is unknown (it is not a pixel operation), so
+there is no equivariant CNN on pixels to build.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sen_rl.groups import TEAPOT_SMALL_ANGLE, TEAPOT_SMALL_AXES, axis_angle_to_matrix
+from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+
+TEAPOT_VARIANTS = ("sen", "none")
+ACTION_MODES = ("small", "large")
+N_SMALL_ACTIONS = 6
+
+#: Sizes per preset. ``channels``: the 4 stride-2 conv layers of S (4x4 kernels, padding 1,
+#: each halves the map); ``fc``: width of S's 2 hidden FC layers (3 FC layers in all);
+#: ``hidden``: width of the "none" transition MLP.
+PRESET_SIZES: dict[str, dict] = {
+    "smoke": {"channels": (4, 4, 8, 8), "fc": 32, "hidden": 32},
+    "cpu": {"channels": (16, 16, 32, 32), "fc": 128, "hidden": 128},
+    "paper": {"channels": (32, 32, 64, 64), "fc": 256, "hidden": 512},
+}
+
+LATENT_LAYOUT = (
+    "z: [B, 3, 3]; 'sen': a rotation matrix with columns [u', v', u' x v'] (Gram-Schmidt of the CNN's u, v); "
+    "'none': 9 unconstrained numbers read as a 3x3 matrix; rho_Z(g) z = g @ z"
+)
+
+
+# --------------------------------------------------------------------------- rotations in torch
+
+
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    """``[..., 3]`` -> the cross-product matrices ``[..., 3, 3]`` (``skew(v) x = v x x``)."""
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
+
+
+def rotation_vector_to_matrix(v: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula in torch, ``[..., 3]`` (axis * angle) -> ``[..., 3, 3]``.
+
+    ``R = I + sin(t)/t K + (1 - cos t)/t^2 K^2`` with ``K = skew(v)``, ``t = |v|``; Taylor
+    series near ``t = 0``, so it is finite and differentiable everywhere. Matches
+    :func:`sen_rl.groups.axis_angle_to_matrix`.
+    """
+    theta2 = v.square().sum(-1)
+    small = theta2 < 1e-8
+    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = theta2_safe.sqrt()
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    # (1 - cos t) / t^2, written without the cancellation of 1 - cos t
+    b = torch.where(small, 0.5 - theta2 / 24, 2 * torch.sin(theta / 2).square() / theta2_safe)
+    k = _skew(v)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
+    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
+
+
+def small_action_matrices() -> torch.Tensor:
+    """The six small actions as rotation matrices ``[6, 3, 3]`` (float64)."""
+    return torch.as_tensor(axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES), dtype=torch.float64)
+
+
+def _safe_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``|x|`` over the last axis, clamped below at ``eps`` (finite gradient everywhere)."""
+    return x.square().sum(-1, keepdim=True).clamp_min(eps * eps).sqrt()
+
+
+def gram_schmidt(u: torch.Tensor, v: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Two vectors ``[..., 3]`` -> a rotation matrix ``[..., 3, 3]`` with columns ``[u', v', u' x v']``.
+
+    ``u' = u / |u|``, ``v' = normalize(v - (u'.v) u')``. Numerically safe and differentiable:
+    if ``|u| <= eps`` then ``u' = e_x``; if the part of ``v`` orthogonal to ``u'`` is shorter than
+    ``sqrt(machine eps) * |v| + eps`` (``v`` parallel to ``u``, or zero), the basis vector least
+    aligned with ``u'`` replaces ``v``. The result is orthonormal with det +1 to rounding.
+    Equivariant away from those fallbacks: ``gram_schmidt(g u, g v) = g gram_schmidt(u, v)``.
+    """
+    u, v = torch.broadcast_tensors(u, v)
+    tol = float(torch.finfo(u.dtype).eps) ** 0.5
+    basis = torch.eye(3, dtype=u.dtype, device=u.device)
+
+    u_sq = u.square().sum(-1, keepdim=True)
+    u_ok = u_sq > eps * eps
+    u_hat = torch.where(u_ok, u / _safe_norm(u, eps), basis[0].expand_as(u))
+    u_hat = u_hat / _safe_norm(u_hat, eps)  # exact unit length to rounding
+
+    def perp(x: torch.Tensor) -> torch.Tensor:
+        x = x - (x * u_hat).sum(-1, keepdim=True) * u_hat
+        return x - (x * u_hat).sum(-1, keepdim=True) * u_hat  # twice is enough
+
+    v_perp = perp(v)
+    v_ok = v_perp.square().sum(-1, keepdim=True) > (tol * _safe_norm(v, eps) + eps).square()
+    # fallback: the basis vector least aligned with u' (its orthogonal part has length >= sqrt(2/3))
+    helper = basis[u_hat.detach().abs().argmin(-1)]
+    v_dir = torch.where(v_ok, v_perp, perp(helper))
+    v_hat = v_dir / _safe_norm(v_dir, eps)
+    w_hat = torch.linalg.cross(u_hat, v_hat, dim=-1)
+    return torch.stack([u_hat, v_hat, w_hat], dim=-1)
+
+
+# --------------------------------------------------------------------------- group actions
+
+
+def _as_group(g, like: torch.Tensor) -> torch.Tensor:
+    dtype = like.dtype if like.is_floating_point() else torch.float64
+    g = torch.as_tensor(np.asarray(g) if not torch.is_tensor(g) else g)
+    g = g.to(device=like.device, dtype=dtype)
+    if g.shape[-2:] != (3, 3):
+        raise ValueError(f"a Teapot group element is a 3x3 rotation matrix, got shape {tuple(g.shape)}")
+    return g
+
+
+def act_on_matrix(g, z: torch.Tensor) -> torch.Tensor:
+    """``rho_V(g) v = rho_Z(g) z = g @ z`` for ``z [..., 3, 3]`` (``g`` ``[3, 3]`` or ``[..., 3, 3]``)."""
+    if z.shape[-2:] != (3, 3):
+        raise ValueError(f"Teapot embeddings and latents are [..., 3, 3], got shape {tuple(z.shape)}")
+    return _as_group(g, z) @ z
+
+
+def act_on_small_action(g, a: torch.Tensor) -> torch.Tensor:
+    """``g a g^-1`` on small action indices (int ``[B]``): axis ``n_a`` moves to ``g n_a``.
+
+    ``g`` must map the six axes onto each other (the cube's rotations), else ValueError.
+    """
+    axes_np = TEAPOT_SMALL_AXES
+    axes = torch.as_tensor(axes_np, dtype=torch.float64, device=a.device)
+    g = _as_group(g, axes)
+    moved = (g @ axes[a.long()].unsqueeze(-1)).squeeze(-1)  # [..., 3]
+    score = moved @ axes.T  # [..., 6]
+    best, idx = score.max(-1)
+    if bool((best < 1 - 1e-6).any()):
+        raise ValueError("g does not map the six small-action axes onto each other; use a cube rotation")
+    return idx.to(a.dtype)
+
+
+def act_on_large_action(g, a: torch.Tensor) -> torch.Tensor:
+    """``g a g^-1`` on rotation vectors ``[..., 3]``: ``a -> g a`` (dtype kept)."""
+    g = _as_group(g, a)
+    return (g @ a.unsqueeze(-1)).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- embedding S
+
+
+class DownsamplingCNN(nn.Module):
+    """4 conv layers (4x4 kernels, stride 2, padding 1, ReLU), then 3 FC layers (ReLU between).
+
+    ``[B, C, H, W]`` -> ``[B, n_out]``; a 64x64 map ends as 4x4 before the FC layers.
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], channels, fc: int, n_out: int):
+        super().__init__()
+        c, h, w = in_shape
+        layers: list[nn.Module] = []
+        for ch in channels:
+            layers += [nn.Conv2d(c, ch, 4, stride=2, padding=1), nn.ReLU()]
+            c = ch
+            h, w = h // 2, w // 2
+            if h < 1 or w < 1:
+                raise ValueError(
+                    f"observations of {in_shape[1]}x{in_shape[2]} are too small for 4 stride-2 convs"
+                )
+        self.conv = nn.Sequential(*layers)
+        self.feature_shape = (c, h, w)
+        self.fc = nn.Sequential(
+            nn.Linear(c * h * w, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(), nn.Linear(fc, n_out)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).flatten(1))
+
+
+class SENEmbedding(nn.Module):
+    """The "sen" embedding: CNN -> ``u, v`` (6 numbers) -> Gram-Schmidt -> ``z [B, 3, 3]`` in SO(3)."""
+
+    def __init__(self, in_shape, channels, fc: int, eps: float = 1e-8):
+        super().__init__()
+        self.cnn = DownsamplingCNN(in_shape, channels, fc, 6)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        uv = self.cnn(x)
+        return gram_schmidt(uv[:, :3], uv[:, 3:], self.eps)
+
+
+class PlainEmbedding(nn.Module):
+    """The "none" embedding: the same CNN with 9 unconstrained outputs, shaped ``[B, 3, 3]`` (row-major)."""
+
+    def __init__(self, in_shape, channels, fc: int):
+        super().__init__()
+        self.cnn = DownsamplingCNN(in_shape, channels, fc, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cnn(x).reshape(-1, 3, 3)
+
+
+# --------------------------------------------------------------------------- transitions T
+
+
+class MatMulTransition(nn.Module):
+    """``T(z, a) = A(a) @ z``: the next latent itself (no parameters, exactly equivariant)."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = check_choice("actions", mode, ACTION_MODES)
+        self.register_buffer("small_rotations", small_action_matrices(), persistent=False)
+
+    def action_matrix(self, a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``A(a)``: ``[..., 3, 3]`` rotation matrices of the actions."""
+        if self.mode == "small":
+            out = self.small_rotations[a.long()]
+        else:
+            out = rotation_vector_to_matrix(a.to(torch.float64 if dtype is None else dtype))
+        return out if dtype is None else out.to(dtype)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.action_matrix(a, z.dtype) @ z
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class MLPTransition(nn.Module):
+    """The "none" transition: C-SWM's MLP on ``[z, action]`` -> delta z ``[B, 3, 3]``.
+
+    Linear, ReLU, Linear, LayerNorm, ReLU, Linear.
+
+    The action enters as a one-hot ``[6]`` (small) or the rotation vector ``[3]`` (large).
+    """
+
+    def __init__(self, mode: str, hidden: int):
+        super().__init__()
+        self.mode = check_choice("actions", mode, ACTION_MODES)
+        n_act = N_SMALL_ACTIONS if mode == "small" else 3
+        self.net = nn.Sequential(
+            nn.Linear(9 + n_act, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 9),
+        )
+
+    def encode_action(self, a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        if self.mode == "small":
+            return F.one_hot(a.long(), N_SMALL_ACTIONS).to(dtype)
+        return a.to(dtype)
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z.reshape(z.shape[0], 9), self.encode_action(a, z.dtype)], dim=-1)
+        return self.net(h).reshape(z.shape)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+# --------------------------------------------------------------------------- build
+
+
+def action_mode(action_space) -> str:
+    """``"small"`` for ``Discrete(6)``, ``"large"`` for a ``Box`` of shape ``(3,)``."""
+    n = getattr(action_space, "n", None)
+    if n is not None:
+        if int(n) != N_SMALL_ACTIONS:
+            raise ValueError(f"Teapot's discrete actions are Discrete(6) (+-x, +-y, +-z), got {action_space}")
+        return "small"
+    if tuple(getattr(action_space, "shape", ()) or ()) == (3,):
+        return "large"
+    raise ValueError(
+        f"Teapot actions are Discrete(6) or Box(-pi, pi, (3,)) rotation vectors, got {action_space}"
+    )
+
+
+def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
+    """Networks of SEN-Teapot-v0; see the module docstring for the conventions."""
+    check_choice("variant", variant, VARIANTS)
+    if variant == "full":
+        raise ValueError(
+            "Teapot has no 'full' variant: how 3D rotations act on the rendered pixels is unknown "
+            "(no pixel operation), so no equivariant pixel CNN exists; choose one of "
+            + ", ".join(TEAPOT_VARIANTS)
+        )
+    check_choice("variant", variant, TEAPOT_VARIANTS)
+    check_choice("preset", preset, PRESETS)
+    sizes = PRESET_SIZES[preset]
+    if len(obs_space.shape) != 3:
+        raise ValueError(f"Teapot observations are [H, W, C] images, got shape {obs_space.shape}")
+    height, width, channels = (int(s) for s in obs_space.shape)
+    in_shape = (channels, height, width)
+    mode = action_mode(action_space)
+
+    if variant == "sen":
+        embedding: nn.Module = SENEmbedding(in_shape, sizes["channels"], sizes["fc"])
+        transition: nn.Module = MatMulTransition(mode)
+    else:
+        embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"])
+        transition = MLPTransition(mode, sizes["hidden"])
+    equivariant = variant == "sen"
+    act_on_action = act_on_small_action if mode == "small" else act_on_large_action
+
+    return DomainNets(
+        embedding=embedding,
+        encoder=nn.Identity(),
+        transition=transition,
+        act_on_embedding=act_on_matrix,
+        act_on_latent=act_on_matrix,
+        act_on_action=act_on_action,
+        predicts_delta=not equivariant,
+        object_axis=None,
+        equivariant={"embedding": False, "encoder": True, "transition": equivariant},
+        info={
+            "domain": "teapot",
+            "variant": variant,
+            "preset": preset,
+            "group": "SO(3) (tested with the cube's 24 rotations)",
+            "actions": mode,
+            "input_shape": in_shape,
+            "embedding_shape": (3, 3),
+            "latent_shape": (3, 3),
+            "latent_layout": LATENT_LAYOUT,
+            "action_encoding": (
+                "MatMul: A(a) @ z"
+                if equivariant
+                else ("one-hot [6]" if mode == "small" else "rotation vector [3]")
+                + " concatenated with z (9)"
+            ),
+            "sizes": dict(sizes),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def benchmark(
+    presets=("smoke", "cpu", "paper"),
+    variants=TEAPOT_VARIANTS,
+    batch: int = 256,
+    repeats: int = 3,
+    threads: int = 2,
+    size: int = 64,
+) -> dict:
+    """Milliseconds per forward + backward of ``T(E(S(x)), a)`` on one batch of 64x64x1 images.
+
+    A training step encodes two such batches (observation and next observation), so it
+    costs about twice this. Prints one line per (preset, variant) and returns the numbers.
+    """
+    import time
+
+    import gymnasium as gym
+
+    torch.set_num_threads(threads)
+    obs_space = gym.spaces.Box(0, 255, (size, size, 1), np.uint8)
+    action_space = gym.spaces.Discrete(N_SMALL_ACTIONS)
+    out = {}
+    for preset in presets:
+        for variant in variants:
+            nets = build(variant, preset, obs_space, action_space)
+            params = [p for m in (nets.embedding, nets.encoder, nets.transition) for p in m.parameters()]
+            x = torch.rand(batch, 1, size, size)
+            a = torch.randint(0, N_SMALL_ACTIONS, (batch,))
+            times = []
+            for i in range(repeats + 2):
+                t0 = time.perf_counter()
+                z = nets.encoder(nets.embedding(x))
+                out_t = nets.transition(z, a)
+                loss = (z + out_t if nets.predicts_delta else out_t).square().mean()
+                loss.backward()
+                for p in params:
+                    p.grad = None
+                if i >= 2:  # the first two calls warm up (thread pool, kernel selection)
+                    times.append(time.perf_counter() - t0)
+            ms = 1000 * float(np.median(times))
+            n_params = sum(p.numel() for p in params)
+            out[(preset, variant)] = ms
+            print(
+                f"{preset:6s} {variant:5s} params {n_params:9d}  fwd+bwd batch {batch}: {ms:8.1f} ms "
+                f"(median; min {1000 * min(times):.1f} ms)"
+            )
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    benchmark(presets=tuple(sys.argv[1:]) or ("smoke", "cpu", "paper"))

@@ -1,0 +1,315 @@
+"""Grid-domain networks (C4 x S_K): exact equivariance of every piece, conventions, export.
+
+Conventions under test (see :mod:`sen_rl.nets.grid`): ``rho_V(k) = rot90(., k)`` on maps,
+``rho_Z(k)`` = roll by ``-k`` of the rotation axis (last axis of ``[B, K, c, 4]``), actions
+``d -> (d - k) mod 4`` with the action one-hot placed at rotation index ``d``.
+"""
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sen_rl.groups import C4_ELEMENTS, c4_compose, c4_rotate_cells, c4_rotate_grid_action
+from sen_rl.nets import grid
+from sen_rl.nets.base import PRESETS, export_module
+
+OBS = gym.spaces.Box(0, 255, (50, 50, 3), np.uint8)
+ACT = gym.spaces.Discrete(20)
+K_OBJ = 5
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def _eval(nets, dtype=torch.float32):
+    for m in (nets.embedding, nets.encoder, nets.transition):
+        m.to(dtype).eval()
+    return nets
+
+
+@pytest.fixture(scope="module")
+def built():
+    """One smoke-size model per variant in float64 (built once: escnn is slow to build)."""
+    torch.manual_seed(0)
+    return {v: _eval(grid.build(v, "smoke", OBS, ACT), torch.float64) for v in ("sen", "none", "full")}
+
+
+def _batch(dtype=torch.float64, batch=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, 50, 50, generator=g, dtype=dtype)
+    v = torch.rand(batch, K_OBJ, 50, 50, generator=g, dtype=dtype)
+    z = torch.randn(batch, K_OBJ, 8, generator=g, dtype=dtype)
+    a = torch.randint(0, 4 * K_OBJ, (batch,), generator=g)
+    return x, v, z, a
+
+
+# --------------------------------------------------------------------------- build / contract
+
+
+@pytest.mark.parametrize("variant", ["sen", "none", "full"])
+def test_shapes_and_contract(built, variant):
+    nets = built[variant]
+    x, _, _, a = _batch()
+    with torch.no_grad():
+        v = nets.embedding(x)
+        z = nets.encoder(v)
+        dz = nets.transition(z, a)
+    assert v.shape == (4, K_OBJ, 50, 50) and 0 <= v.min() and v.max() <= 1
+    assert z.shape == (4, K_OBJ, 8) and dz.shape == z.shape
+    assert nets.predicts_delta and nets.object_axis == 1
+    eq = variant != "none"
+    assert nets.equivariant == {"embedding": variant == "full", "encoder": eq, "transition": eq}
+    assert nets.info["latent_shape"] == (K_OBJ, 8) and nets.info["multiplicity"] == 2
+    assert "rotation index last" in nets.info["latent_layout"]
+
+
+def test_sizes_derived_from_spaces_and_presets():
+    nets = grid.build("sen", "smoke", gym.spaces.Box(0, 255, (30, 30, 3), np.uint8), gym.spaces.Discrete(12))
+    with torch.no_grad():
+        z = nets.encoder(nets.embedding(torch.rand(2, 3, 30, 30)))
+        assert nets.transition(z, torch.tensor([0, 11])).shape == (2, 3, 8)
+    assert set(grid.PRESET_SIZES) == set(PRESETS)
+    assert grid.PRESET_SIZES["paper"] == {"cnn": 32, "mlp": 512, "hidden": 512, "c": 2}
+    paper = grid.build("sen", "paper", OBS, ACT)
+    assert paper.encoder.first.out_features == 128 and paper.info["latent_shape"] == (5, 8)
+
+
+@pytest.mark.parametrize("kwargs", [{"variant": "bogus"}, {"preset": "huge"}])
+def test_unknown_choices(kwargs):
+    args = {"variant": "sen", "preset": "smoke", **kwargs}
+    with pytest.raises(ValueError, match="choose one of"):
+        grid.build(args["variant"], args["preset"], OBS, ACT)
+
+
+# --------------------------------------------------------------------------- group actions
+
+
+def test_group_composition():
+    _, v, z, _ = _batch()
+    a = torch.arange(20)
+    for k1 in C4_ELEMENTS:
+        for k2 in C4_ELEMENTS:
+            k = c4_compose(k1, k2)
+            assert torch.equal(grid.rotate_latent(k1, grid.rotate_latent(k2, z)), grid.rotate_latent(k, z))
+            assert torch.equal(grid.rotate_embedding(k1, grid.rotate_embedding(k2, v)), grid.rotate_embedding(k, v))
+            assert torch.equal(grid.rotate_action(k1, grid.rotate_action(k2, a)), grid.rotate_action(k, a))
+    assert torch.equal(grid.rotate_latent(1, grid.rotate_latent(1, z)), grid.rotate_latent(2, z))
+    assert torch.equal(grid.rotate_latent(4, z), z) and torch.equal(grid.rotate_latent(0, z), z)
+    # the layout: field i, rotation r is number 4 i + r; rho_Z(k) reads rotation r + k
+    zz = torch.arange(8.0).reshape(1, 1, 8)
+    assert grid.rotate_latent(1, zz).flatten().tolist() == [1, 2, 3, 0, 5, 6, 7, 4]
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_act_on_action_matches_groups(built, k):
+    a = np.arange(20)
+    expected = c4_rotate_grid_action(k, a)
+    got = built["sen"].act_on_action(k, torch.as_tensor(a))
+    assert got.dtype == torch.int64 and np.array_equal(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_act_on_embedding_is_np_rot90(built, k):
+    _, v, _, _ = _batch()
+    assert np.array_equal(built["sen"].act_on_embedding(k, v).numpy(), np.rot90(v.numpy(), k, axes=(-2, -1)))
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_action_one_hot_shifts_like_the_latent(k):
+    """The one-hot of rho_A(k) a is rho_Z(k) of the one-hot of a: the action placement matches."""
+    a = torch.arange(20)
+    onehot = grid.action_one_hot(a, K_OBJ)  # [20, K, 4]
+    assert onehot[7, 1].tolist() == [0, 0, 0, 1] and onehot[7].sum() == 1  # object 1, direction left
+    assert torch.equal(grid.action_one_hot(grid.rotate_action(k, a), K_OBJ), grid.rotate_latent(k, onehot))
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_orbit_stacking_shifts(k):
+    """Stacking rot90(v, r), r = 0..3: rotating v by k shifts the stacked axis by -k (rho_Z)."""
+    _, v, _, _ = _batch()
+    orbit = grid.OrbitEncoder.orbit
+    assert torch.equal(orbit(grid.rotate_embedding(k, v)), torch.roll(orbit(v), -k, dims=2))
+
+
+def test_orbit_encoder_weight_trick_equals_literal_stacking(built):
+    _, v, _, _ = _batch()
+    enc = built["sen"].encoder
+    with torch.no_grad():
+        assert rel_err(enc(v), enc.forward_stacked(v)) < 1e-12
+
+
+# --------------------------------------------------------------------------- C4 layers
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_c4_layers(k):
+    torch.manual_seed(0)
+    lin, norm = grid.C4Linear(3, 5).double(), grid.C4LayerNorm(5).double()
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(6, 12, dtype=torch.float64)
+    # the defining formula, written out
+    w, b, xs = lin.weight, lin.bias, x.reshape(6, 3, 4)
+    ref = torch.stack(
+        [
+            torch.stack(
+                [sum(w[o, i, (s - r) % 4] * xs[:, i, s] for i in range(3) for s in range(4)) + b[o] for r in range(4)],
+                -1,
+            )
+            for o in range(5)
+        ],
+        1,
+    ).reshape(6, 20)
+    with torch.no_grad():
+        assert rel_err(lin(x), ref) < 1e-12
+        y = lin(x)
+        assert rel_err(lin(grid.rotate_latent(k, x)), grid.rotate_latent(k, y)) < 1e-12
+        assert rel_err(norm(grid.rotate_latent(k, y)), grid.rotate_latent(k, norm(y))) < 1e-12
+
+
+# --------------------------------------------------------------------------- equivariance
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+@pytest.mark.parametrize("variant", ["sen", "full"])
+def test_encoder_equivariant(built, variant, k):
+    nets = built[variant]
+    _, v, _, _ = _batch()
+    with torch.no_grad():
+        err = rel_err(nets.encoder(nets.act_on_embedding(k, v)), nets.act_on_latent(k, nets.encoder(v)))
+    assert err < 1e-4
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+@pytest.mark.parametrize("variant", ["sen", "full"])
+def test_transition_equivariant(built, variant, k):
+    nets = built[variant]
+    _, _, z, a = _batch()
+    with torch.no_grad():
+        lhs = nets.transition(nets.act_on_latent(k, z), nets.act_on_action(k, a))
+        rhs = nets.act_on_latent(k, nets.transition(z, a))
+    assert rel_err(lhs, rhs) < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["sen", "full", "none"])
+def test_transition_permutation_equivariant(built, variant):
+    nets = built[variant]
+    _, _, z, a = _batch()
+    for seed in range(3):
+        perm = torch.randperm(K_OBJ, generator=torch.Generator().manual_seed(seed))
+        inv = torch.argsort(perm)  # object o of z sits at position inv[o] of z[:, perm]
+        a_perm = inv[a // 4] * 4 + a % 4
+        with torch.no_grad():
+            assert rel_err(nets.transition(z[:, perm], a_perm), nets.transition(z, a)[:, perm]) < 1e-10
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_full_whole_encoder_equivariant_on_pixels(k):
+    """float32, random pixels: E(S(rot90(x, k))) == rho_Z(k) E(S(x)) through the escnn CNN."""
+    torch.manual_seed(1)
+    nets = grid.build("full", "smoke", OBS, ACT)
+    x = torch.rand(3, 3, 50, 50)
+    nets.embedding.train()
+    with torch.no_grad():  # also in train mode: InnerBatchNorm statistics are rotation invariant
+        err_train = rel_err(
+            nets.embedding(torch.rot90(x, k, dims=(-2, -1))), torch.rot90(nets.embedding(x), k, dims=(-2, -1))
+        )
+    _eval(nets)
+    with torch.no_grad():
+        v = nets.embedding(x)
+        v_rot = nets.embedding(torch.rot90(x, k, dims=(-2, -1)))
+        z, z_rot = nets.encoder(v), nets.encoder(v_rot)
+    assert err_train < 1e-4
+    assert rel_err(v_rot, nets.act_on_embedding(k, v)) < 1e-4
+    assert rel_err(z_rot, nets.act_on_latent(k, z)) < 1e-4
+
+
+def test_full_on_rendered_shapes_world(built):
+    """End to end on the real domain: rotate the world state, re-render, encode, step."""
+    from sen_rl.envs.shapes import ShapesEnv
+
+    env = ShapesEnv()
+    _, info = env.reset(seed=3)
+    state = info["state"] if "state" in info else env.get_state()
+    nets = built["full"]
+    a = torch.tensor([6])  # object 1, down
+    for k in C4_ELEMENTS:
+        imgs = [env.render_state(s) for s in (state, c4_rotate_cells(k, state, 5))]
+        x = torch.as_tensor(np.stack(imgs)).permute(0, 3, 1, 2).double() / 255
+        with torch.no_grad():
+            z = nets.encoder(nets.embedding(x))
+            z_next = z + nets.transition(z, torch.cat([a, nets.act_on_action(k, a)]))
+        assert rel_err(z[1:], nets.act_on_latent(k, z[:1])) < 1e-4
+        assert rel_err(z_next[1:], nets.act_on_latent(k, z_next[:1])) < 1e-4
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_escnn_rotation_direction_is_torch_rot90(k):
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    gs = gspaces.rot2dOnR2(4)
+    x = torch.randn(1, 2, 7, 7)
+    y = enn.GeometricTensor(x, enn.FieldType(gs, 2 * [gs.trivial_repr])).transform(gs.fibergroup.element(k))
+    assert torch.equal(y.tensor, torch.rot90(x, k, dims=(-2, -1)))
+
+
+def test_none_is_not_equivariant(built):
+    nets = built["none"]
+    _, v, z, a = _batch()
+    with torch.no_grad():
+        e_err = rel_err(nets.encoder(nets.act_on_embedding(1, v)), nets.act_on_latent(1, nets.encoder(v)))
+        t_err = rel_err(
+            nets.transition(nets.act_on_latent(1, z), nets.act_on_action(1, a)),
+            nets.act_on_latent(1, nets.transition(z, a)),
+        )
+    assert e_err > 1e-2 and t_err > 1e-2
+
+
+# --------------------------------------------------------------------------- export / modes
+
+
+def test_full_export_plain_torch_and_modes():
+    from escnn import nn as enn
+
+    torch.manual_seed(2)
+    nets = grid.build("full", "smoke", OBS, ACT)
+    x = torch.rand(4, 3, 50, 50)
+    emb = nets.embedding.train()
+    train_keys = set(emb.state_dict())
+    opt = torch.optim.SGD(emb.parameters(), lr=0.1)
+    for _ in range(2):  # move the weights and the BatchNorm running statistics off their init
+        opt.zero_grad()
+        emb(x).square().mean().backward()
+        opt.step()
+    emb.eval()
+    assert set(emb.state_dict()) == train_keys  # no mode-dependent escnn filter buffers
+    copy.deepcopy(emb)  # works in eval mode too
+    with torch.no_grad():
+        ref = emb(x)
+        exported = export_module(emb)
+        assert not any(isinstance(m, enn.EquivariantModule) for m in exported.modules())
+        assert (exported(x) - ref).abs().max() < 1e-5
+        assert (emb(x) - ref).abs().max() == 0  # export left the original untouched
+    # a state dict saved in eval mode loads into a fresh model in train mode
+    fresh = grid.build("full", "smoke", OBS, ACT).embedding
+    fresh.load_state_dict(emb.state_dict())
+    with torch.no_grad():
+        assert (fresh.eval()(x) - ref).abs().max() < 1e-6
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(3)
+    for variant in ("sen", "none", "full"):
+        nets = grid.build(variant, "smoke", OBS, ACT)
+        x, _, _, a = _batch(torch.float32, batch=2)
+        z = nets.encoder(nets.embedding(x))
+        (z + nets.transition(z, a)).square().sum().backward()
+        for m in (nets.embedding, nets.encoder, nets.transition):
+            for name, p in m.named_parameters():
+                assert p.grad is not None and p.grad.abs().sum() > 0, (variant, name)

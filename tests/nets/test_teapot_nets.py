@@ -1,0 +1,293 @@
+"""Teapot networks: Gram-Schmidt, the MatMul transition's exact equivariance, group actions, build."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sen_rl.groups import (
+    TEAPOT_SMALL_ANGLE,
+    TEAPOT_SMALL_AXES,
+    axis_angle_to_matrix,
+    octahedral_group,
+    random_rotation,
+    teapot_symmetry,
+)
+from sen_rl.nets.base import export_module, to_float_image
+from sen_rl.nets.teapot import (
+    MatMulTransition,
+    act_on_large_action,
+    act_on_matrix,
+    act_on_small_action,
+    build,
+    gram_schmidt,
+    rotation_vector_to_matrix,
+)
+
+OBS = gym.spaces.Box(0, 255, (64, 64, 1), np.uint8)
+SMALL = gym.spaces.Discrete(6)
+LARGE = gym.spaces.Box(-np.pi, np.pi, (3,), np.float32)
+GROUP = octahedral_group()
+
+
+def assert_rotation(z: torch.Tensor, atol: float):
+    assert torch.isfinite(z).all()
+    eye = torch.eye(3, dtype=z.dtype).expand(z.shape)
+    torch.testing.assert_close(z @ z.transpose(-1, -2), eye, atol=atol, rtol=0)
+    torch.testing.assert_close(
+        torch.linalg.det(z), torch.ones(z.shape[:-2], dtype=z.dtype), atol=atol, rtol=0
+    )
+
+
+def rel_err(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((x - y).norm() / y.norm())
+
+
+def random_latents(n: int, rng: np.random.Generator) -> torch.Tensor:
+    return torch.as_tensor(np.stack([random_rotation(rng) for _ in range(n)]))
+
+
+# --------------------------------------------------------------------------- Gram-Schmidt
+
+
+def degenerate_pairs(dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(64, 3, generator=g, dtype=dtype)
+    v = torch.randn(64, 3, generator=g, dtype=dtype)
+    cases_u = [u, u, u, u, u * 1e-12, torch.zeros_like(u), u, torch.zeros_like(u), u * 1e6, u]
+    cases_v = [
+        v,
+        u.clone(),  # parallel
+        -3 * u,  # antiparallel
+        u + 1e-9 * v,  # nearly parallel
+        v,  # tiny u
+        v,  # zero u
+        torch.zeros_like(v),  # zero v
+        torch.zeros_like(v),  # both zero
+        v * 1e-6,  # wildly different scales
+        u + 1e-3 * v,  # close but fine
+    ]
+    return torch.cat(cases_u), torch.cat(cases_v)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_schmidt_is_a_rotation_even_when_degenerate(dtype):
+    u, v = degenerate_pairs(dtype)
+    z = gram_schmidt(u, v)
+    assert z.shape == (u.shape[0], 3, 3)
+    assert_rotation(z, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    # ordinary inputs: the first column is u / |u|, the second lies in span(u, v) on v's side
+    z0 = z[:64]
+    torch.testing.assert_close(z0[..., 0], u[:64] / u[:64].norm(dim=-1, keepdim=True))
+    assert ((z0[..., 1] * v[:64]).sum(-1) > 0).all()
+
+
+def test_gram_schmidt_is_equivariant_columns_layout():
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    v = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    rng = np.random.default_rng(0)
+    for rot in list(GROUP) + [random_rotation(rng) for _ in range(5)]:
+        r = torch.as_tensor(rot)
+        assert rel_err(gram_schmidt(u @ r.T, v @ r.T), r @ gram_schmidt(u, v)) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gram_schmidt_gradients_are_finite(dtype):
+    u, v = degenerate_pairs(dtype)
+    u.requires_grad_(True)
+    v.requires_grad_(True)
+    w = torch.randn(u.shape[0], 3, 3, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    (gram_schmidt(u, v) * w).sum().backward()
+    assert torch.isfinite(u.grad).all() and torch.isfinite(v.grad).all()
+    assert u.grad[:64].abs().sum() > 0 and v.grad[:64].abs().sum() > 0
+
+
+def test_gram_schmidt_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    u = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_schmidt, (u, v))
+
+
+# --------------------------------------------------------------------------- rotations and actions
+
+
+def test_small_action_matrices_match_groups():
+    t = MatMulTransition("small")
+    expected = axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES)
+    got = t.action_matrix(torch.arange(6), torch.float64).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-15)
+
+
+def test_rodrigues_matches_groups():
+    rng = np.random.default_rng(0)
+    vecs = np.concatenate(
+        [
+            rng.uniform(-np.pi, np.pi, (100, 3)),
+            rng.normal(size=(5, 3)) * 1e-5,
+            np.zeros((1, 3)),
+            [[np.pi, 0, 0]],
+        ]
+    )
+    got = rotation_vector_to_matrix(torch.as_tensor(vecs)).numpy()
+    np.testing.assert_allclose(got, axis_angle_to_matrix(vecs), atol=1e-13)
+    got32 = rotation_vector_to_matrix(torch.as_tensor(vecs, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got32, axis_angle_to_matrix(vecs), atol=2e-6)
+    # differentiable at zero
+    v = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    rotation_vector_to_matrix(v).sum().backward()
+    assert torch.isfinite(v.grad).all()
+
+
+def test_act_on_action_agrees_with_groups():
+    small, large = teapot_symmetry("small"), teapot_symmetry("large")
+    a_small = np.arange(6)
+    a_large = np.random.default_rng(0).uniform(-np.pi, np.pi, (20, 3)).astype(np.float32)
+    for g in GROUP:
+        got = act_on_small_action(g, torch.as_tensor(a_small))
+        assert got.dtype == torch.int64
+        np.testing.assert_array_equal(got.numpy(), small.act_on_action(g, a_small))
+        got = act_on_large_action(g, torch.as_tensor(a_large))
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), large.act_on_action(g, a_large), atol=1e-6)
+    # batched group elements and torch input
+    gb = torch.as_tensor(GROUP)
+    idx = torch.arange(24) % 6
+    expected = [small.act_on_action(GROUP[i], int(idx[i])) for i in range(24)]
+    np.testing.assert_array_equal(act_on_small_action(gb, idx).numpy(), expected)
+    with pytest.raises(ValueError, match="cube rotation"):
+        act_on_small_action(random_rotation(np.random.default_rng(1)), torch.arange(6))
+
+
+def test_act_on_matrix():
+    rng = np.random.default_rng(2)
+    z = random_latents(4, rng)
+    gb = torch.as_tensor(GROUP[:4])
+    torch.testing.assert_close(act_on_matrix(gb, z), gb @ z)  # batched elements
+    torch.testing.assert_close(
+        act_on_matrix(GROUP[7], z.float()), torch.as_tensor(GROUP[7]).float() @ z.float()
+    )
+    with pytest.raises(ValueError, match="3, 3"):
+        act_on_matrix(GROUP[1], z.reshape(4, 9))
+
+
+def test_act_on_small_action_is_conjugation():
+    t = MatMulTransition("small")
+    mats = t.action_matrix(torch.arange(6), torch.float64)
+    for g in GROUP:
+        gt = torch.as_tensor(g)
+        moved = t.action_matrix(act_on_small_action(g, torch.arange(6)), torch.float64)
+        torch.testing.assert_close(moved, gt @ mats @ gt.T, atol=1e-14, rtol=0)
+
+
+# --------------------------------------------------------------------------- MatMul transition
+
+
+@pytest.mark.parametrize("mode", ["small", "large"])
+def test_matmul_transition_is_exactly_equivariant(mode):
+    nets = build("sen", "smoke", OBS, SMALL if mode == "small" else LARGE)
+    assert not nets.predicts_delta
+    rng = np.random.default_rng(0)
+    if mode == "small":
+        a = torch.arange(6).repeat(4)
+    else:
+        a = torch.as_tensor(rng.uniform(-np.pi, np.pi, (24, 3)))
+    z = random_latents(a.shape[0], rng)
+    t = nets.transition.double()
+    base = t(z, a)
+    assert_rotation(base, atol=1e-12)
+    for g in GROUP:
+        lhs = t(nets.act_on_latent(g, z), nets.act_on_action(g, a))
+        rhs = nets.act_on_latent(g, base)
+        assert rel_err(lhs, rhs) < 1e-6
+        assert rel_err(lhs, rhs) < 1e-13  # in fact exact to rounding
+
+
+def test_matmul_transition_steps_like_the_env():
+    """T(z, a) = A(a) z, with A the action's rotation, as the env's new_state = A @ state."""
+    rng = np.random.default_rng(1)
+    z = random_latents(6, rng)
+    t = MatMulTransition("small")
+    expected = axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES) @ z.numpy()
+    np.testing.assert_allclose(t(z, torch.arange(6)).numpy(), expected, atol=1e-14)
+    vec = rng.uniform(-np.pi, np.pi, (6, 3))
+    t = MatMulTransition("large")
+    expected = axis_angle_to_matrix(vec) @ z.numpy()
+    np.testing.assert_allclose(t(z, torch.as_tensor(vec)).numpy(), expected, atol=1e-13)
+    # float32 latents with float32 actions (what the model feeds)
+    out = t(z.float(), torch.as_tensor(vec, dtype=torch.float32))
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- build
+
+
+@pytest.mark.parametrize("variant", ["sen", "none"])
+@pytest.mark.parametrize("action_space", [SMALL, LARGE], ids=["small", "large"])
+def test_build_shapes_and_export(variant, action_space):
+    torch.manual_seed(0)
+    nets = build(variant, "smoke", OBS, action_space)
+    obs = torch.randint(0, 256, (5, 64, 64, 1), dtype=torch.uint8)
+    x = to_float_image(obs)
+    if isinstance(action_space, gym.spaces.Discrete):
+        a = torch.randint(0, 6, (5,))
+    else:
+        a = torch.rand(5, 3) * 2 - 1
+    v = nets.embedding(x)
+    z = nets.encoder(v)
+    assert v.shape == z.shape == (5, 3, 3)
+    out = nets.transition(z, a)
+    assert out.shape == (5, 3, 3)
+    assert nets.predicts_delta == (variant == "none")
+    assert nets.info["latent_shape"] == (3, 3)
+    if variant == "sen":
+        assert_rotation(z, atol=1e-5)
+        assert_rotation(out, atol=1e-5)
+    # the group actions are defined on both variants' spaces
+    g = GROUP[5]
+    torch.testing.assert_close(nets.act_on_embedding(g, v), torch.as_tensor(g, dtype=v.dtype) @ v)
+    torch.testing.assert_close(nets.act_on_latent(g, z), torch.as_tensor(g, dtype=z.dtype) @ z)
+    # gradients reach every parameter
+    next_z = z + out if nets.predicts_delta else out
+    next_z.square().sum().backward()
+    params = [p for m in (nets.embedding, nets.encoder, nets.transition) for p in m.parameters()]
+    assert params and all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    # export gives identical outputs
+    with torch.no_grad():
+        emb, enc, tr = (export_module(m) for m in (nets.embedding, nets.encoder, nets.transition))
+        for m in (nets.embedding, nets.encoder, nets.transition):
+            m.eval()
+        torch.testing.assert_close(emb(x), nets.embedding(x), atol=0, rtol=0)
+        torch.testing.assert_close(enc(v), nets.encoder(v), atol=0, rtol=0)
+        torch.testing.assert_close(tr(z, a), nets.transition(z, a), atol=0, rtol=0)
+
+
+def test_presets_sizes():
+    x = torch.rand(2, 1, 64, 64)
+    counts = {}
+    for preset in ("smoke", "cpu", "paper"):
+        nets = build("sen", preset, OBS, SMALL)
+        assert nets.embedding(x).shape == (2, 3, 3)
+        counts[preset] = sum(p.numel() for p in nets.embedding.parameters())
+    assert counts["smoke"] < counts["cpu"] < counts["paper"]
+    # other input sizes work too
+    nets = build("none", "smoke", gym.spaces.Box(0, 255, (32, 48, 1), np.uint8), SMALL)
+    assert nets.embedding(torch.rand(2, 1, 32, 48)).shape == (2, 3, 3)
+
+
+def test_bad_choices_raise():
+    with pytest.raises(ValueError, match="no 'full' variant") as err:
+        build("full", "smoke", OBS, SMALL)
+    assert "sen" in str(err.value) and "none" in str(err.value)
+    with pytest.raises(ValueError, match="variant"):
+        build("fancy", "smoke", OBS, SMALL)
+    with pytest.raises(ValueError, match="preset"):
+        build("sen", "huge", OBS, SMALL)
+    with pytest.raises(ValueError, match="Discrete"):
+        build("sen", "smoke", OBS, gym.spaces.Discrete(4))
+    with pytest.raises(ValueError, match="Box"):
+        build("sen", "smoke", OBS, gym.spaces.Box(-1, 1, (2,), np.float32))
