@@ -41,7 +41,8 @@ def built():
 def _batch(dtype=torch.float64, batch=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, 3, 50, 50, generator=g, dtype=dtype)
-    v = torch.rand(batch, K_OBJ, 50, 50, generator=g, dtype=dtype)
+    side = 50 // grid.PRESET_SIZES["smoke"]["pool"]  # the embedding's map size
+    v = torch.rand(batch, K_OBJ, side, side, generator=g, dtype=dtype)
     z = torch.randn(batch, K_OBJ, 8, generator=g, dtype=dtype)
     a = torch.randint(0, 4 * K_OBJ, (batch,), generator=g)
     return x, v, z, a
@@ -58,7 +59,8 @@ def test_shapes_and_contract(built, variant):
         v = nets.embedding(x)
         z = nets.encoder(v)
         dz = nets.transition(z, a)
-    assert v.shape == (4, K_OBJ, 50, 50) and 0 <= v.min() and v.max() <= 1
+    side = 50 // grid.PRESET_SIZES["smoke"]["pool"]
+    assert v.shape == (4, K_OBJ, side, side) and 0 <= v.min() and v.max() <= 1
     assert z.shape == (4, K_OBJ, 8) and dz.shape == z.shape
     assert nets.predicts_delta and nets.object_axis == 1
     eq = variant != "none"
@@ -73,7 +75,10 @@ def test_sizes_derived_from_spaces_and_presets():
         z = nets.encoder(nets.embedding(torch.rand(2, 3, 30, 30)))
         assert nets.transition(z, torch.tensor([0, 11])).shape == (2, 3, 8)
     assert set(grid.PRESET_SIZES) == set(PRESETS)
-    assert grid.PRESET_SIZES["paper"] == {"cnn": 32, "mlp": 512, "hidden": 512, "c": 2}
+    assert grid.PRESET_SIZES["paper"] == {"cnn": 32, "mlp": 512, "hidden": 512, "c": 2, "pool": 1}
+    assert nets.info["embedding_shape"] == (3, 15, 15)  # smoke pools 2x2 before the CNN
+    with pytest.raises(ValueError, match="divisible"):
+        grid.build("sen", "smoke", gym.spaces.Box(0, 255, (31, 31, 3), np.uint8), gym.spaces.Discrete(12))
     paper = grid.build("sen", "paper", OBS, ACT)
     assert paper.encoder.first.out_features == 128 and paper.info["latent_shape"] == (5, 8)
 
