@@ -193,8 +193,13 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True, log: bool = True) -> dict:
-    """Train (or resume) a world model; returns the history and the paths of the checkpoints."""
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, log: bool = True,
+          verbose: bool = True) -> dict:
+    """Train (or resume) a world model; returns the history and the paths of the checkpoints.
+
+    ``progress`` shows a progress bar per epoch, ``verbose`` prints one line per epoch and
+    ``log`` writes TensorBoard scalars under ``config.out``.
+    """
     from tqdm.auto import tqdm
 
     out = Path(config.out)
@@ -330,7 +335,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
                     tag = k.replace("val_", "val/") if k.startswith("val_") else f"train/{k}"
                     writer.add_scalar(tag, v, epoch + 1)
             writer.flush()
-        if progress:
+        if verbose:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
             print(f"epoch {epoch + 1}/{config.epochs}: {shown}" + (" (best)" if improved else ""))
     if writer is not None:

@@ -35,9 +35,9 @@ def _weights(path):
 
 
 def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path):
-    train(_cfg(shapes_data, tmp_path / "a", epochs=2), progress=False, log=False)
-    train(_cfg(shapes_data, tmp_path / "b", epochs=1), progress=False, log=False)
-    train(_cfg(shapes_data, tmp_path / "b", epochs=2), resume=True, progress=False, log=False)
+    train(_cfg(shapes_data, tmp_path / "a", epochs=2), progress=False, log=False, verbose=False)
+    train(_cfg(shapes_data, tmp_path / "b", epochs=1), progress=False, log=False, verbose=False)
+    train(_cfg(shapes_data, tmp_path / "b", epochs=2), resume=True, progress=False, log=False, verbose=False)
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
@@ -48,7 +48,7 @@ def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path):
 
 
 def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
-    result = train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False)
+    result = train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False, verbose=False)
     model = load_model(result["best"])
     assert isinstance(model, WorldModel) and not model.training
     obs = np.zeros((2, 50, 50, 3), np.uint8)
@@ -60,7 +60,7 @@ def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, monkeypatch):
-    train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False)
+    train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False, verbose=False)
     good = (tmp_path / "last.pt").read_bytes()
     real = WorldModel.loss
     calls = {"n": 0}
@@ -74,7 +74,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, 
 
     monkeypatch.setattr(WorldModel, "loss", poisoned)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3"):
-        train(_cfg(shapes_data, tmp_path, epochs=3), resume=True, progress=False, log=False)
+        train(_cfg(shapes_data, tmp_path, epochs=3), resume=True, progress=False, log=False, verbose=False)
     assert (tmp_path / "last.pt").read_bytes() == good
 
 
@@ -86,16 +86,16 @@ def test_clear_errors(shapes_data, tmp_path):
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_model(bad)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train(_cfg(shapes_data, tmp_path / "fresh", epochs=1), resume=True, progress=False, log=False)
+        train(_cfg(shapes_data, tmp_path / "fresh", epochs=1), resume=True, progress=False, log=False, verbose=False)
     with pytest.raises(ValueError, match="batch_size"):
-        train(_cfg(shapes_data, tmp_path / "x", batch_size=1), progress=False, log=False)
+        train(_cfg(shapes_data, tmp_path / "x", batch_size=1), progress=False, log=False, verbose=False)
     # resuming with data of another environment is refused
-    train(_cfg(shapes_data, tmp_path / "run", epochs=1), progress=False, log=False)
+    train(_cfg(shapes_data, tmp_path / "run", epochs=1), progress=False, log=False, verbose=False)
     cubes = collect(
         CollectConfig("SEN-Cubes-v0", 3, 2, vectorization="sync"), tmp_path / "c.h5", progress=False
     )
     with pytest.raises(ValueError, match="SEN-Shapes-v0"):
-        train(_cfg(cubes, tmp_path / "run", epochs=2), resume=True, progress=False, log=False)
+        train(_cfg(cubes, tmp_path / "run", epochs=2), resume=True, progress=False, log=False, verbose=False)
     model = load_model(tmp_path / "run" / "last.pt")
     with pytest.raises(ValueError, match="uint8"):
         model.encode(np.zeros((2, 50, 50, 3), np.float32))

@@ -1,0 +1,548 @@
+"""Reacher networks: the symmetric embedding CNN, the D4 encoder and the D4 latent transition.
+
+Group: D4 in :mod:`sen_rl.groups`' convention, ``g = (f, k) = r^k m^f`` (reflect ``f`` times
+about the world x axis, then ``k`` counter-clockwise quarter turns).
+
+Spaces and actions (all batched torch):
+
+- pixels ``[B, 6, H, W]``: two stacked RGB frames of a top-down camera, world +x = image
+  right, world +y = image *up* (the row index grows with -y);
+- embedding V: 8 scalar fields ``[B, 8, H/4, W/4]``; ``rho_V(g)`` flips the rows ``f`` times
+  (the world reflection ``(x, y) -> (x, -y)``), then applies ``torch.rot90(v, k, dims=(-2, -1))``
+  (a counter-clockwise turn as seen with +y up);
+- latent Z: 4 D4-regular fields, ``[B, 32]`` (field-major: ``z.view(B, 4, 8)``); ``rho_Z(g)``
+  permutes each field's 8 numbers with escnn's regular representation;
+- actions A: ``rho_A(g) a = -a`` for reflections, ``a`` for rotations ("rho_flip").
+
+escnn correspondence (checked numerically in the tests): with
+``gspaces.flipRot2dOnR2(N=4, axis=0.0)`` (reflection about escnn's X axis, which is the
+image-row flip) the escnn element with parameter ``(f, k)`` (``G.element((f, k), "int")``)
+transforms a scalar field exactly as our ``(f, k)`` transforms the embedding. With escnn's
+default ``axis=pi/2`` the reflections would be relabelled (ours ``(1, k)`` = escnn ``(1, k+2)``).
+
+Exact equivariance: every strided convolution or pooling keeps its sampling grid centred
+on the map (``first centre + last centre == size - 1``), checked when the network is built:
+even maps are halved by 4x4 stride-2 convolutions with padding 1 or 2x2 stride-2 pooling,
+odd maps by 3x3 stride-2 windows with padding 1. (The authors' 3x3 stride-2 convolutions on
+even maps are off-centre by half a pixel, which breaks 6 of the 8 elements.) The plain SEN
+uses the same 4x4 stride-2 stems, so an exactly equivariant S is representable at all.
+Dilated escnn convolutions get a basis stretched with the dilation (:func:`dilated_basis`):
+escnn's default one is numerically broken from dilation 8 on.
+
+Variants: ``"sen"`` (plain CNN S, escnn E and T), ``"none"`` (plain S, plain CNN E, MLP T),
+``"full"`` (escnn S on pixels, then the escnn E and T of ``"sen"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sen_rl.groups import D4_ELEMENTS, d4_flip_sign
+from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+
+N_LATENT_FIELDS = 4  # D4-regular latent fields
+REGULAR_SIZE = 8  # |D4|
+EMBED_FIELDS = 8  # scalar fields of the embedding V
+OBS_CHANNELS = 6  # two stacked RGB frames
+ACTION_DIM = 2
+
+
+@dataclass(frozen=True)
+class ReacherPreset:
+    """Sizes of one preset. ``*_fields`` count D4-regular fields (8 channels each)."""
+
+    name: str
+    min_size: int  # smallest accepted observation side
+    max_size: int  # largest accepted observation side
+    sen_channels: int  # plain SEN width
+    dilations: tuple[int, ...]  # dilated 3x3 convs of the SEN between the two stride-2 stems
+    enc_fields: int  # equivariant encoder width (regular fields), all 5 hidden layers
+    trans_fields: int  # equivariant transition width (regular fields), 2 hidden layers
+    plain_enc_channels: int  # "none" encoder width
+    plain_trans_hidden: int  # "none" transition width
+    full_fields: int  # "full" SEN width (regular fields)
+    fast_cpu: bool = False  # plain SEN on CPU: channels_last + bf16 autocast
+
+
+PRESET_SIZES = {
+    "smoke": ReacherPreset("smoke", 8, 64, 8, (2, 4), 4, 4, 16, 32, 2),
+    "cpu": ReacherPreset("cpu", 64, 64, 16, (2, 4, 8, 16), 16, 32, 64, 128, 2, fast_cpu=True),
+    # the authors' published Reacher sizes (scripts/reacher.sl of their code)
+    "paper": ReacherPreset("paper", 128, 128, 32, (2, 4, 8, 16, 32), 181, 181, 512, 512, 6),
+}
+
+
+# --------------------------------------------------------------------------- group helpers
+
+
+@functools.lru_cache(maxsize=1)
+def d4_gspace():
+    """escnn's D4 acting on the plane, with reflections matching ours (see module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # escnn warns that py3nj (SO(3) only) is missing
+        from escnn import gspaces
+
+    return gspaces.flipRot2dOnR2(N=4, axis=0.0)
+
+
+def escnn_element(g):
+    """Our D4 element ``(f, k)`` as an escnn group element (same parameters, axis 0)."""
+    f, k = _check_element(g)
+    return d4_gspace().fibergroup.element((f, k), "int")
+
+
+def _check_element(g) -> tuple[int, int]:
+    try:
+        t = tuple(int(x) for x in g)
+    except TypeError as e:
+        raise ValueError(f"a D4 element is a pair (f, k), got {g!r}") from e
+    if t not in D4_ELEMENTS:
+        raise ValueError(f"{g!r} is not a D4 element; use one of {D4_ELEMENTS}")
+    return t
+
+
+@functools.lru_cache(maxsize=1)
+def regular_permutations() -> np.ndarray:
+    """``perm[i, a]``: index ``b`` with ``rho_reg(g_i)[a, b] = 1`` (g_i = D4_ELEMENTS[i]).
+
+    So ``(rho_reg(g) x)[a] = x[perm[a]]``; built from escnn's regular representation.
+    """
+    rep = d4_gspace().regular_repr
+    perms = np.zeros((len(D4_ELEMENTS), REGULAR_SIZE), dtype=np.int64)
+    for i, g in enumerate(D4_ELEMENTS):
+        m = np.round(rep(escnn_element(g))).astype(np.int64)
+        if not (np.all((m == 0) | (m == 1)) and np.all(m.sum(0) == 1) and np.all(m.sum(1) == 1)):
+            raise RuntimeError(f"escnn's regular representation of {g} is not a permutation")
+        perms[i] = m.argmax(1)
+    return perms
+
+
+def act_on_embedding(g, v: torch.Tensor) -> torch.Tensor:
+    """``rho_V(g) v`` for scalar maps ``[..., H, W]`` (also the pixel action on images)."""
+    f, k = _check_element(g)
+    if f:
+        v = torch.flip(v, dims=(-2,))
+    return torch.rot90(v, k, dims=(-2, -1)) if k else v
+
+
+def act_on_latent(g, z: torch.Tensor) -> torch.Tensor:
+    """``rho_Z(g) z`` for ``z [..., 8 n]`` made of ``n`` D4-regular fields (field-major)."""
+    i = D4_ELEMENTS.index(_check_element(g))
+    perm = torch.as_tensor(regular_permutations()[i], device=z.device)
+    shape = z.shape
+    return z.reshape(*shape[:-1], -1, REGULAR_SIZE)[..., perm].reshape(shape)
+
+
+def act_on_action(g, a: torch.Tensor) -> torch.Tensor:
+    """``rho_A(g) a``: torques change sign under reflections ("rho_flip")."""
+    return a * d4_flip_sign(_check_element(g))
+
+
+# --------------------------------------------------------------------------- sampling grids
+
+
+def is_centred(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> bool:
+    """Whether a conv/pool window grid is symmetric about the map centre (D4-exact resampling)."""
+    span = dilation * (kernel - 1) + 1
+    n_out = (size + 2 * padding - span) // stride + 1
+    first = -padding + (span - 1) / 2
+    return n_out >= 1 and 2 * first + stride * (n_out - 1) == size - 1
+
+
+def _out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    if not is_centred(size, kernel, stride, padding, dilation):
+        raise RuntimeError(
+            f"a {kernel}x{kernel} window with stride {stride}, padding {padding} on a {size}x{size} "
+            "map is off-centre and would break exact D4 equivariance"
+        )
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def down_conv(size: int) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of a centred stride-2 convolution on a ``size`` map."""
+    return (4, 2, 1) if size % 2 == 0 else (3, 2, 1)
+
+
+def down_pool(size: int) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of a centred stride-2 max-pool on a ``size`` map."""
+    return (2, 2, 0) if size % 2 == 0 else (3, 2, 1)
+
+
+# --------------------------------------------------------------------------- escnn wrapper
+
+
+class EscnnNet(nn.Module):
+    """An escnn ``SequentialModule`` behind a plain-tensor interface.
+
+    ``export_module`` swaps ``net`` for its plain-torch export; ``forward`` accepts both.
+    ``flatten`` turns the ``[B, C, 1, 1]`` output into ``[B, C]``.
+    """
+
+    def __init__(self, net, flatten: bool = False):
+        super().__init__()
+        self.net = net
+        self.flatten = flatten
+
+    @property
+    def in_type(self):
+        return self.net.in_type
+
+    def train(self, mode: bool = True):
+        # escnn caches the expanded filters as buffers on eval(); without no_grad they keep
+        # autograd history, and deepcopy (export_module, checkpoint copies) then fails
+        with torch.no_grad():
+            return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from escnn import nn as enn
+
+        if isinstance(self.net, enn.EquivariantModule):
+            y = self.net(enn.GeometricTensor(x, self.net.in_type)).tensor
+        else:
+            y = self.net(x)
+        return y.flatten(1) if self.flatten else y
+
+    def export(self) -> nn.Module:
+        """Plain-torch copy (eval mode); ``export_module`` gives the same."""
+        from escnn import nn as enn
+
+        net = self.net.export() if isinstance(self.net, enn.EquivariantModule) else self.net
+        return EscnnNet(net, self.flatten).eval()
+
+
+def _escnn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from escnn import nn as enn
+    return enn
+
+
+def he_variances(basis) -> torch.Tensor:
+    """escnn's generalized He init scales (``escnn.nn.init._generalized_he_init_variances``), fast.
+
+    escnn walks every basis element of every (input field, output field) pair in Python,
+    about 35 s for the paper-size encoder; the scale of a weight only depends on its output
+    irrep and the number of basis elements reaching it, so one pass per block type suffices.
+    Equality with escnn's own result is tested.
+    """
+    n_in = {}
+    for r in basis._in_reprs:
+        n_in[r.name] = n_in.get(r.name, 0) + 1
+    out_start = np.cumsum([0] + [len(r.irreps) for r in basis._out_reprs])
+    out_fields: dict[str, list[int]] = {}
+    for o, r in enumerate(basis._out_reprs):
+        out_fields.setdefault(r.name, []).append(o)
+    pairs = list(basis._representations_pairs)
+    attrs = {p: list(getattr(basis, f"block_expansion_{basis._escape_pair(p)}").get_basis_info()) for p in pairs}
+    inputs: dict[int, set] = {}
+    counts: dict[tuple, int] = {}
+    for p in pairs:
+        for o in out_fields[p[1]]:
+            for a in attrs[p]:
+                og = int(out_start[o]) + a["out_irrep_idx"]
+                inputs.setdefault(og, set()).add(a["in_irrep"])
+                counts[(a["in_irrep"], og)] = counts.get((a["in_irrep"], og), 0) + n_in[p[0]]
+    chunks = []
+    for p in pairs:
+        for o in out_fields[p[1]]:
+            v = []
+            for a in attrs[p]:
+                og = int(out_start[o]) + a["out_irrep_idx"]
+                v.append(1.0 / np.sqrt(len(inputs[og]) * counts[(a["in_irrep"], og)]))
+            chunks.append(np.tile(np.asarray(v, dtype=np.float32), n_in[p[0]]))
+    out = torch.from_numpy(np.concatenate(chunks)) if chunks else torch.zeros(0)
+    if out.numel() != basis.dimension():
+        raise RuntimeError("escnn's basis layout changed; he_variances no longer matches it")
+    return out
+
+
+def _he_init(module):
+    """Initialise an escnn R2Conv/Linear built with ``initialize=False`` like escnn would."""
+    with torch.no_grad():
+        module.weights.copy_(he_variances(module.basisexpansion) * torch.randn_like(module.weights))
+    return module
+
+
+def r2conv(t_in, t_out, kernel: int, **kwargs):
+    return _he_init(_escnn().R2Conv(t_in, t_out, kernel, initialize=False, **kwargs))
+
+
+def dilated_basis(dilation: int) -> dict:
+    """R2Conv basis options making a dilated 3x3 filter the undilated one on a stretched grid.
+
+    escnn's defaults stretch the rings with the dilation but not the Gaussian widths, so at
+    dilation 8 the sampled basis is ~1e-15 at the grid points and its normalisation turns
+    rounding noise into the filter (0.7 relative equivariance error measured); it also admits
+    frequencies up to 2 * dilation that 8 points on a ring cannot carry.
+    """
+    d = float(dilation)
+    return {
+        "rings": [0.0, d],
+        "sigma": [0.005 * d, 0.4 * d],
+        "frequencies_cutoff": _fco_3x3,
+    }
+
+
+def _fco_3x3(r: float) -> float:
+    """escnn's default frequency cut-off of a 3x3 filter, at any dilation (0 at the centre, else 2)."""
+    return 0.0 if r == 0.0 else 2.0
+
+
+def linear(t_in, t_out):
+    return _he_init(_escnn().Linear(t_in, t_out, initialize=False))
+
+
+# --------------------------------------------------------------------------- embeddings S
+
+
+class PlainEmbedding(nn.Module):
+    """The SEN: stride-2 stem, dilated 3x3 convs, stride-2 head; unconstrained.
+
+    ``[B, 6, H, W]`` -> ``[B, 8, H/4, W/4]``. With ``fast_cpu`` the convolutions run in
+    channels_last and bf16 autocast on CPU (output cast back to the input dtype).
+    """
+
+    def __init__(self, size: int, channels: int, dilations, fast_cpu: bool = False):
+        super().__init__()
+        k, s, p = down_conv(size)
+        mid = _out_size(size, k, s, p)
+        layers = [nn.Conv2d(OBS_CHANNELS, channels, k, s, p), nn.BatchNorm2d(channels), nn.ReLU()]
+        for d in dilations:
+            layers += [nn.Conv2d(channels, channels, 3, 1, d, d), nn.BatchNorm2d(channels), nn.ReLU()]
+        k, s, p = down_conv(mid)
+        layers += [nn.Conv2d(channels, EMBED_FIELDS, k, s, p)]
+        self.net = nn.Sequential(*layers)
+        self.out_size = _out_size(mid, k, s, p)
+        self.fast_cpu = fast_cpu
+        if fast_cpu:
+            self.net.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_cpu and x.device.type == "cpu" and x.dtype == torch.float32:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = self.net(x.contiguous(memory_format=torch.channels_last))
+            return y.to(x.dtype).contiguous()
+        return self.net(x)
+
+
+def equivariant_embedding(size: int, fields: int, dilations) -> EscnnNet:
+    """The "full" baseline's S: a D4-equivariant CNN on pixels with the SEN's layout.
+
+    6 trivial fields -> regular fields -> ... -> 8 trivial fields of size ``H/4``.
+    """
+    enn = _escnn()
+    gs = d4_gspace()
+    t_in = enn.FieldType(gs, OBS_CHANNELS * [gs.trivial_repr])
+    t_hid = enn.FieldType(gs, fields * [gs.regular_repr])
+    t_out = enn.FieldType(gs, EMBED_FIELDS * [gs.trivial_repr])
+    k, s, p = down_conv(size)
+    n = _out_size(size, k, s, p)
+    layers = [r2conv(t_in, t_hid, k, stride=s, padding=p), enn.InnerBatchNorm(t_hid), enn.ReLU(t_hid)]
+    for d in dilations:
+        _out_size(n, 3, 1, d, d)
+        layers += [
+            r2conv(t_hid, t_hid, 3, padding=d, dilation=d, **dilated_basis(d)),
+            enn.InnerBatchNorm(t_hid),
+            enn.ReLU(t_hid),
+        ]
+    k, s, p = down_conv(n)
+    _out_size(n, k, s, p)
+    layers.append(r2conv(t_hid, t_out, k, stride=s, padding=p))
+    return EscnnNet(enn.SequentialModule(*layers))
+
+
+# --------------------------------------------------------------------------- encoders E
+
+
+def _encoder_plan(size: int) -> list[tuple[tuple[int, int, int], tuple[int, int, int] | None]]:
+    """Per stage: (conv kernel/stride/padding, pool kernel/stride/padding or None).
+
+    Like the authors' encoder: two stride-2 conv stages and a stride-1 one, each followed by
+    a stride-2 max-pool while the map is larger than 1x1, all with centred grids.
+    """
+    plan = []
+    n = size
+    for stage in range(3):
+        conv = down_conv(n) if stage < 2 and n > 1 else (3, 1, 1)
+        n = _out_size(n, *conv)
+        pool = down_pool(n) if n > 1 else None
+        if pool is not None:
+            n = _out_size(n, *pool)
+        plan.append((conv, pool))
+    return plan
+
+
+def equivariant_encoder(size: int, fields: int, in_regular: bool = False) -> EscnnNet:
+    """E: 8 scalar fields ``[B, 8, n, n]`` -> 4 D4-regular fields ``[B, 32]``, exactly equivariant.
+
+    3 stages of R2Conv + InnerBatchNorm + ReLU + max-pool, a global spatial max-pool (keeps
+    the regular fields; no group pooling), then two hidden 1x1 layers and a 1x1 output.
+    """
+    enn = _escnn()
+    gs = d4_gspace()
+    t_in = enn.FieldType(gs, EMBED_FIELDS * [gs.regular_repr if in_regular else gs.trivial_repr])
+    t_hid = enn.FieldType(gs, fields * [gs.regular_repr])
+    t_out = enn.FieldType(gs, N_LATENT_FIELDS * [gs.regular_repr])
+    layers = []
+    t = t_in
+    for conv, pool in _encoder_plan(size):
+        k, s, p = conv
+        layers += [r2conv(t, t_hid, k, stride=s, padding=p), enn.InnerBatchNorm(t_hid), enn.ReLU(t_hid)]
+        if pool is not None:
+            k, s, p = pool
+            layers.append(enn.PointwiseMaxPool2D(t_hid, k, stride=s, padding=p))
+        t = t_hid
+    layers.append(enn.PointwiseAdaptiveMaxPool2D(t_hid, 1))
+    for _ in range(2):
+        layers += [r2conv(t_hid, t_hid, 1), enn.InnerBatchNorm(t_hid), enn.ReLU(t_hid)]
+    layers.append(r2conv(t_hid, t_out, 1))
+    return EscnnNet(enn.SequentialModule(*layers), flatten=True)
+
+
+class PlainEncoder(nn.Module):
+    """The "none" E: the same layout with plain convolutions, then 1x1 convs to 32 numbers."""
+
+    def __init__(self, size: int, channels: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = EMBED_FIELDS
+        for conv, pool in _encoder_plan(size):
+            layers += [nn.Conv2d(c, channels, *conv), nn.BatchNorm2d(channels), nn.ReLU()]
+            if pool is not None:
+                layers.append(nn.MaxPool2d(pool[0], pool[1], pool[2]))
+            c = channels
+        layers.append(nn.AdaptiveMaxPool2d(1))
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU()]
+        layers += [nn.Conv2d(channels, N_LATENT_FIELDS * REGULAR_SIZE, 1), nn.Flatten(1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.net(v)
+
+
+# --------------------------------------------------------------------------- transitions T
+
+
+class EquivariantTransition(nn.Module):
+    """T(z, a) -> delta z: escnn linear layers on [4 regular fields, 2 flip-sign irreps]."""
+
+    def __init__(self, fields: int):
+        super().__init__()
+        enn = _escnn()
+        from escnn import gspaces
+
+        group = d4_gspace().fibergroup
+        gs0 = gspaces.no_base_space(group)
+        flip = group.irrep(1, 0)  # +1 on rotations, -1 on reflections
+        t_in = enn.FieldType(gs0, N_LATENT_FIELDS * [group.regular_representation] + ACTION_DIM * [flip])
+        t_hid = enn.FieldType(gs0, fields * [group.regular_representation])
+        t_out = enn.FieldType(gs0, N_LATENT_FIELDS * [group.regular_representation])
+        self.mlp = EscnnNet(
+            enn.SequentialModule(
+                linear(t_in, t_hid),
+                enn.ReLU(t_hid),
+                linear(t_hid, t_hid),
+                enn.ReLU(t_hid),
+                linear(t_hid, t_out),
+            )
+        )
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([z.flatten(1), a.to(z.dtype).flatten(1)], dim=1))
+
+
+class PlainTransition(nn.Module):
+    """The "none" T: the authors' MLP on [z, a] with a LayerNorm."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        dim = N_LATENT_FIELDS * REGULAR_SIZE
+        self.net = nn.Sequential(
+            nn.Linear(dim + ACTION_DIM, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, dim),
+        )
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z.flatten(1), a.to(z.dtype).flatten(1)], dim=1))
+
+
+# --------------------------------------------------------------------------- build
+
+
+def input_size(preset: str, obs_space) -> int:
+    """The observation side ``H`` (= ``W``), validated against the preset."""
+    cfg = PRESET_SIZES[check_choice("preset", preset, PRESETS)]
+    shape = tuple(getattr(obs_space, "shape", ()) or ())
+    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != OBS_CHANNELS:
+        raise ValueError(
+            f"Reacher networks take square (S, S, {OBS_CHANNELS}) observations (two stacked RGB frames), "
+            f"got shape {shape}"
+        )
+    size = int(shape[0])
+    if not cfg.min_size <= size <= cfg.max_size or size % 4:
+        want = str(cfg.min_size) if cfg.min_size == cfg.max_size else f"{cfg.min_size}..{cfg.max_size}"
+        raise ValueError(
+            f"preset {preset!r} takes {want} x {want} observations (a multiple of 4), got {size} x {size}; "
+            f"make the environment with the matching image size or choose another preset"
+        )
+    return size
+
+
+def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
+    """The Reacher world-model networks of ``variant`` ("sen", "none", "full") at ``preset`` size."""
+    check_choice("variant", variant, VARIANTS)
+    size = input_size(preset, obs_space)
+    if tuple(getattr(action_space, "shape", ()) or ()) != (ACTION_DIM,):
+        raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
+    cfg = PRESET_SIZES[preset]
+
+    if variant == "full":
+        embedding: nn.Module = equivariant_embedding(size, cfg.full_fields, cfg.dilations)
+        k, s, p = down_conv(size)
+        mid = _out_size(size, k, s, p)
+        embed_size = _out_size(mid, *down_conv(mid))
+    else:
+        embedding = PlainEmbedding(size, cfg.sen_channels, cfg.dilations, fast_cpu=cfg.fast_cpu)
+        embed_size = embedding.out_size
+    if variant == "none":
+        encoder: nn.Module = PlainEncoder(embed_size, cfg.plain_enc_channels)
+        transition: nn.Module = PlainTransition(cfg.plain_trans_hidden)
+    else:
+        encoder = equivariant_encoder(embed_size, cfg.enc_fields)
+        transition = EquivariantTransition(cfg.trans_fields)
+
+    equivariant = variant != "none"
+    return DomainNets(
+        embedding=embedding,
+        encoder=encoder,
+        transition=transition,
+        act_on_embedding=act_on_embedding,
+        act_on_latent=act_on_latent,
+        act_on_action=act_on_action,
+        predicts_delta=True,
+        object_axis=None,
+        equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},
+        info={
+            "domain": "reacher",
+            "variant": variant,
+            "preset": preset,
+            "group": "D4",
+            "input_size": size,
+            "embedding_shape": (EMBED_FIELDS, embed_size, embed_size),
+            "latent_shape": (N_LATENT_FIELDS * REGULAR_SIZE,),
+            "latent_fields": (N_LATENT_FIELDS, REGULAR_SIZE),
+            "escnn_gspace": "flipRot2dOnR2(N=4, axis=0.0); our (f, k) = escnn element ((f, k), 'int')",
+            "sizes": asdict(cfg),
+        },
+    )

@@ -1,0 +1,300 @@
+"""Reacher networks (D4): exact equivariance for all 8 elements, escnn conventions, export.
+
+Conventions under test (see :mod:`sen_rl.nets.reacher`): ``g = (f, k) = r^k m^f``;
+``rho_V(g)`` flips the rows ``f`` times then ``rot90(., k, dims=(-2, -1))``; ``rho_Z(g)`` is
+escnn's regular representation of the element ``((f, k), "int")`` of
+``flipRot2dOnR2(N=4, axis=0)``, per field of ``z.view(B, 4, 8)``; ``rho_A(g) a = (-1)^f a``.
+"""
+
+import copy
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sen_rl.groups import D4_ELEMENTS, d4_compose, reacher_symmetry
+from sen_rl.nets import reacher
+from sen_rl.nets.base import export_module, to_float_image
+
+SIZE = 32  # smoke observations: 32 x 32 x 6 -> embedding 8 x 8 x 8
+OBS = gym.spaces.Box(0, 255, (SIZE, SIZE, 6), np.uint8)
+ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+VARIANTS = ("sen", "none", "full")
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def _eval(nets, dtype=torch.float32):
+    for m in (nets.embedding, nets.encoder, nets.transition):
+        m.to(dtype).eval()
+    return nets
+
+
+@pytest.fixture(scope="module")
+def built():
+    """One smoke-size model per variant, float32, eval mode (escnn is slow to build)."""
+    torch.manual_seed(0)
+    return {v: _eval(reacher.build(v, "smoke", OBS, ACT)) for v in VARIANTS}
+
+
+@pytest.fixture(scope="module")
+def built64(built):
+    return {v: _eval(copy.deepcopy(n), torch.float64) for v, n in built.items()}
+
+
+def _batch(dtype=torch.float64, batch=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 6, SIZE, SIZE, generator=g, dtype=dtype)
+    v = torch.randn(batch, 8, SIZE // 4, SIZE // 4, generator=g, dtype=dtype)
+    z = torch.randn(batch, 32, generator=g, dtype=dtype)
+    a = torch.rand(batch, 2, generator=g, dtype=dtype) * 2 - 1
+    return x, v, z, a
+
+
+# --------------------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shapes_and_contract(built, variant):
+    nets = built[variant]
+    obs = torch.randint(0, 256, (3, SIZE, SIZE, 6), dtype=torch.uint8)
+    with torch.no_grad():
+        v = nets.embedding(to_float_image(obs))
+        z = nets.encoder(v)
+        dz = nets.transition(z, torch.zeros(3, 2))
+    assert v.shape == (3, 8, SIZE // 4, SIZE // 4)
+    assert z.shape == dz.shape == (3, 32)
+    assert nets.predicts_delta and nets.object_axis is None
+    assert nets.info["embedding_shape"] == (8, SIZE // 4, SIZE // 4)
+    want = variant != "none"
+    assert nets.equivariant == {"embedding": variant == "full", "encoder": want, "transition": want}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_train_mode_backward(variant):
+    torch.manual_seed(1)
+    nets = reacher.build(variant, "smoke", OBS, ACT)
+    x, _, _, a = _batch(torch.float32, batch=8)
+    z = nets.encoder(nets.embedding(x))
+    loss = (z + nets.transition(z, a)).square().mean()
+    loss.backward()
+    params = [p for m in (nets.embedding, nets.encoder, nets.transition) for p in m.parameters()]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    assert sum(float(p.grad.abs().sum()) for p in params) > 0
+
+
+def test_input_validation():
+    with pytest.raises(ValueError, match="preset 'cpu' takes 64 x 64"):
+        reacher.build("sen", "cpu", OBS, ACT)
+    with pytest.raises(ValueError, match="preset 'paper' takes 128 x 128"):
+        reacher.build("sen", "paper", gym.spaces.Box(0, 255, (64, 64, 6), np.uint8), ACT)
+    with pytest.raises(ValueError, match="preset 'smoke'"):
+        reacher.build("sen", "smoke", gym.spaces.Box(0, 255, (128, 128, 6), np.uint8), ACT)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        reacher.build("sen", "smoke", gym.spaces.Box(0, 255, (30, 30, 6), np.uint8), ACT)
+    with pytest.raises(ValueError, match="two stacked RGB"):
+        reacher.build("sen", "smoke", gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), ACT)
+    with pytest.raises(ValueError, match="shape"):
+        reacher.build("sen", "smoke", OBS, gym.spaces.Box(-1, 1, (3,), np.float32))
+    with pytest.raises(ValueError, match="variant"):
+        reacher.build("ours", "smoke", OBS, ACT)
+    with pytest.raises(ValueError, match="preset"):
+        reacher.build("sen", "gpu", OBS, ACT)
+    with pytest.raises(ValueError, match="not a D4 element"):
+        reacher.act_on_latent((0, 4), torch.zeros(1, 32))
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def test_pixel_action_matches_world_convention():
+    """World +x is image right, +y image up: a quarter turn takes +x to +y, the reflection +y to -y."""
+    img = torch.zeros(1, 9, 9)
+    img[0, 4, 6] = 1.0  # two pixels right of the centre: world +x
+    turned = reacher.act_on_embedding((0, 1), img)
+    assert turned[0, 2, 4] == 1.0  # two pixels above the centre: world +y
+    flipped = reacher.act_on_embedding((1, 0), turned)
+    assert flipped[0, 6, 4] == 1.0  # world -y
+    # (1, 1): reflect first, then turn: +x -> +x -> +y
+    assert reacher.act_on_embedding((1, 1), img)[0, 2, 4] == 1.0
+
+
+def test_escnn_element_mapping():
+    """escnn's field transforms, for element ((f, k), "int") at axis 0, are exactly our actions."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from escnn import nn as enn
+    gs = reacher.d4_gspace()
+    group = gs.fibergroup
+    scalar = enn.FieldType(gs, 3 * [gs.trivial_repr])
+    regular = enn.FieldType(gs, 4 * [gs.regular_repr])
+    x = torch.randn(2, 3, 7, 7)
+    z = torch.randn(2, 32, 1, 1)
+    for g in D4_ELEMENTS:
+        e = reacher.escnn_element(g)
+        assert torch.equal(enn.GeometricTensor(x, scalar).transform(e).tensor, reacher.act_on_embedding(g, x))
+        want = reacher.act_on_latent(g, z[..., 0, 0])
+        got = enn.GeometricTensor(z, regular).transform(e).tensor[..., 0, 0]
+        assert torch.allclose(got, want, atol=1e-6)
+        assert group.irrep(1, 0)(e)[0, 0] == (-1 if g[0] else 1)
+        for h in D4_ELEMENTS:  # the mapping is a group isomorphism
+            assert e @ reacher.escnn_element(h) == reacher.escnn_element(d4_compose(g, h))
+
+
+def test_act_on_latent_is_a_representation():
+    z = torch.randn(5, 32, dtype=torch.float64)
+    for g1 in D4_ELEMENTS:
+        for g2 in D4_ELEMENTS:
+            lhs = reacher.act_on_latent(g1, reacher.act_on_latent(g2, z))
+            assert torch.equal(lhs, reacher.act_on_latent(d4_compose(g1, g2), z))
+    assert torch.equal(reacher.act_on_latent((0, 0), z), z)
+    # permutes numbers inside each of the 4 fields only
+    zf = torch.arange(32.0).view(1, 32)
+    for g in D4_ELEMENTS:
+        out = reacher.act_on_latent(g, zf).view(4, 8)
+        assert all(set(out[i].tolist()) == set(range(8 * i, 8 * i + 8)) for i in range(4))
+
+
+def test_act_on_action_matches_symmetry():
+    sym = reacher_symmetry()
+    a = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(np.float32)
+    for g in D4_ELEMENTS:
+        got = reacher.act_on_action(g, torch.from_numpy(a)).numpy()
+        np.testing.assert_array_equal(got, sym.act_on_action(g, a))
+
+
+def test_act_on_embedding_is_a_representation():
+    v = torch.randn(2, 8, 6, 6)
+    for g1 in D4_ELEMENTS:
+        for g2 in D4_ELEMENTS:
+            lhs = reacher.act_on_embedding(g1, reacher.act_on_embedding(g2, v))
+            assert torch.equal(lhs, reacher.act_on_embedding(d4_compose(g1, g2), v))
+
+
+# --------------------------------------------------------------------------- equivariance
+
+
+@pytest.mark.parametrize("variant", ["sen", "full"])
+def test_encoder_equivariant(built64, variant):
+    enc = built64[variant].encoder
+    _, v, _, _ = _batch()
+    with torch.no_grad():
+        z = enc(v)
+        assert z.abs().max() > 0
+        for g in D4_ELEMENTS:
+            err = rel_err(enc(reacher.act_on_embedding(g, v)), reacher.act_on_latent(g, z))
+            assert err < 1e-4, (g, err)
+
+
+@pytest.mark.parametrize("variant", ["sen", "full"])
+def test_transition_equivariant(built64, variant):
+    trans = built64[variant].transition
+    _, _, z, a = _batch()
+    with torch.no_grad():
+        dz = trans(z, a)
+        for g in D4_ELEMENTS:
+            got = trans(reacher.act_on_latent(g, z), reacher.act_on_action(g, a))
+            err = rel_err(got, reacher.act_on_latent(g, dz))
+            assert err < 1e-4, (g, err)
+
+
+def test_full_pipeline_equivariant_on_pixels(built64):
+    nets = built64["full"]
+    x, _, _, _ = _batch()
+    with torch.no_grad():
+        v = nets.embedding(x)
+        z = nets.encoder(v)
+        for g in D4_ELEMENTS:
+            vg = nets.embedding(reacher.act_on_embedding(g, x))
+            assert rel_err(vg, reacher.act_on_embedding(g, v)) < 1e-4, g
+            assert rel_err(nets.encoder(vg), reacher.act_on_latent(g, z)) < 1e-4, g
+
+
+def test_none_is_not_equivariant(built64):
+    nets = built64["none"]
+    _, v, z, a = _batch()
+    with torch.no_grad():
+        zv, dz = nets.encoder(v), nets.transition(z, a)
+        enc_err = [
+            rel_err(nets.encoder(reacher.act_on_embedding(g, v)), reacher.act_on_latent(g, zv)) for g in D4_ELEMENTS[1:]
+        ]
+        trans_err = [
+            rel_err(
+                nets.transition(reacher.act_on_latent(g, z), reacher.act_on_action(g, a)), reacher.act_on_latent(g, dz)
+            )
+            for g in D4_ELEMENTS[1:]
+        ]
+    assert min(enc_err) > 1e-2 and min(trans_err) > 1e-2
+
+
+def test_large_dilation_stays_exact():
+    """escnn's default basis at dilation 16 is numerically broken; ours is exact."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from escnn import nn as enn
+    gs = reacher.d4_gspace()
+    t = enn.FieldType(gs, [gs.regular_repr])
+    conv = reacher.r2conv(t, t, 3, padding=16, dilation=16, **reacher.dilated_basis(16)).double().eval()
+    x = torch.randn(2, 8, 34, 34, dtype=torch.float64)
+    with torch.no_grad():
+        y = conv(enn.GeometricTensor(x, t))
+        for g in D4_ELEMENTS:
+            e = reacher.escnn_element(g)
+            got = conv(enn.GeometricTensor(x, t).transform(e)).tensor
+            assert rel_err(got, y.transform(e).tensor) < 1e-5, g
+
+
+def test_sampling_grids():
+    assert reacher.is_centred(16, 4, 2, 1) and reacher.is_centred(15, 3, 2, 1)
+    assert reacher.is_centred(16, 2, 2, 0) and reacher.is_centred(32, 3, 1, 8, 8)
+    assert not reacher.is_centred(16, 3, 2, 1)  # the authors' stride-2 conv on an even map
+    for n in range(1, 70):
+        assert reacher.is_centred(n, *reacher.down_conv(n))
+        if n > 1:
+            assert reacher.is_centred(n, *reacher.down_pool(n))
+
+
+def test_he_variances_match_escnn(built):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from escnn import nn as enn
+        from escnn.nn.init import _generalized_he_init_variances
+
+    layers = [
+        m
+        for v in ("sen", "full")
+        for net in (built[v].embedding, built[v].encoder, built[v].transition)
+        for m in net.modules()
+        if isinstance(m, enn.R2Conv | enn.Linear)
+    ]
+    assert len(layers) > 10
+    for m in layers:
+        assert torch.equal(reacher.he_variances(m.basisexpansion), _generalized_he_init_variances(m.basisexpansion))
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_export_equal(built, variant):
+    nets = built[variant]
+    x, _, _, a = _batch(torch.float32)
+    exported = [export_module(m) for m in (nets.embedding, nets.encoder, nets.transition)]
+    for m in exported:
+        escnn_left = [type(s).__module__ for s in m.modules() if type(s).__module__.startswith("escnn")]
+        assert not escnn_left, escnn_left
+    with torch.no_grad():
+        v, ve = nets.embedding(x), exported[0](x)
+        z, ze = nets.encoder(v), exported[1](v)
+        dz, dze = nets.transition(z, a), exported[2](z, a)
+    for want, got in ((v, ve), (z, ze), (dz, dze)):
+        assert float((want - got).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
+    # the wrapper's own export gives the same plain module
+    if variant != "none":
+        own = nets.encoder.export()
+        with torch.no_grad():
+            assert torch.allclose(own(v), z, atol=1e-5)
