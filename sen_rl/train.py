@@ -271,6 +271,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
 
         writer = SummaryWriter(str(out))
     autocast = _autocast(config.amp, device)
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast is not None and autocast.fast_dtype == torch.float16)
+    if payload is not None and payload.get("scaler_state"):
+        scaler.load_state_dict(payload["scaler_state"])
     model.train()
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
@@ -296,8 +300,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
                     "try a lower --lr"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             count += 1
@@ -320,6 +325,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
             last_path,
             train_config=asdict(config),
             optimizer_state=optimizer.state_dict(),
+            scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
             rng=_rng_state(),
             epoch=epoch,
             history=history,
