@@ -72,6 +72,27 @@ def cmd_demo(args) -> int:
         print(f"  {ds}")
         ds.close()
     print(f"contact sheet: {sheet}")
+    if args.epochs <= 0:
+        return 0
+
+    # then a world model of the default domain, 2D Shapes, at the CPU preset
+    from sen_rl.train import TrainConfig, train
+
+    data = out / "shapes_train.h5"
+    cfg = CollectConfig("SEN-Shapes-v0", args.episodes, 100, seed=args.seed)
+    collect(cfg, data, overwrite=True, progress=not args.quiet)
+    print(f"training the SEN world model on {data} ({args.episodes} episodes x 100 steps), preset cpu:")
+    run = out / "shapes_sen"
+    result = train(
+        TrainConfig(data=str(data), out=str(run), variant="sen", preset="cpu", epochs=args.epochs, seed=args.seed),
+        progress=not args.quiet,
+        overwrite=True,
+    )
+    best = max(result["history"], key=lambda r: r.get("val_hits@1", 0))
+    print(
+        f"SEN on 2D Shapes learned to predict the next latent: validation Hits@1 {best['val_hits@1']:.1%} "
+        f"(MRR {best['val_mrr']:.1%}) at one step after {best['epoch']} epochs; model {result['best']}"
+    )
     return 0
 
 
@@ -92,7 +113,7 @@ def cmd_train(args) -> int:
         max_transitions=args.max_transitions,
         threads=args.threads,
     )
-    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     last = result["history"][-1] if result["history"] else {}
     if "val_hits@1" in last:
         best = max(r.get("val_hits@1", 0) for r in result["history"])
@@ -140,12 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-transitions", type=int, help="cap the transitions seen per epoch")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="start again in an OUT that holds a run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="small datasets of every domain and a contact sheet of their twins")
+    p = sub.add_parser(
+        "demo", help="datasets of every domain, a contact sheet of their twins, and a Shapes world model"
+    )
     p.add_argument("--out", default="out/demo", help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=5, help="epochs of the Shapes world model (0: skip training)")
+    p.add_argument("--episodes", type=int, default=200, help="Shapes training episodes of 100 steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

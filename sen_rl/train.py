@@ -194,11 +194,12 @@ def _set_rng_state(state: dict) -> None:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log: bool = True,
-          verbose: bool = True) -> dict:
+          verbose: bool = True, overwrite: bool = False) -> dict:
     """Train (or resume) a world model; returns the history and the paths of the checkpoints.
 
     ``progress`` shows a progress bar per epoch, ``verbose`` prints one line per epoch and
-    ``log`` writes TensorBoard scalars under ``config.out``.
+    ``log`` writes TensorBoard scalars under ``config.out``. A run folder that already holds
+    a checkpoint is only continued (``resume``) or replaced (``overwrite``), never silently.
     """
     from tqdm.auto import tqdm
 
@@ -207,6 +208,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
     ds = RolloutDataset(config.data)
     start_epoch, history, best_val = 0, [], math.inf
     payload = None
+    if not resume and not overwrite and last_path.exists():
+        raise FileExistsError(
+            f"{last_path} exists: pass --resume to continue that run or --overwrite to start it again"
+        )
     if resume:
         if not last_path.exists():
             raise FileNotFoundError(

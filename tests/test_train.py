@@ -87,6 +87,9 @@ def test_clear_errors(shapes_data, tmp_path):
         load_model(bad)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_cfg(shapes_data, tmp_path / "fresh", epochs=1), resume=True, progress=False, log=False, verbose=False)
+    with pytest.raises(FileExistsError, match="--resume"):  # an earlier run is never clobbered
+        train(_cfg(shapes_data, tmp_path / "fresh2", epochs=1), progress=False, log=False, verbose=False)
+        train(_cfg(shapes_data, tmp_path / "fresh2", epochs=1), progress=False, log=False, verbose=False)
     with pytest.raises(ValueError, match="batch_size"):
         train(_cfg(shapes_data, tmp_path / "x", batch_size=1), progress=False, log=False, verbose=False)
     # resuming with data of another environment is refused
