@@ -137,3 +137,12 @@ def test_stream_visits_every_training_transition_once(block_bytes):
     assert set(seen) == expected
     capped = sum(len(b[0]) for b in stream.epoch(np.random.default_rng(0), max_transitions=20))
     assert capped == 20
+
+
+def test_validation_keeps_one_transition_per_distinct_target():
+    from sen_rl.train import distinct_targets
+
+    nxt = np.array([[1, 1], [2, 2], [1, 1], [3, 3], [2, 2]], np.uint8)
+    obs, act = np.arange(10).reshape(5, 2), np.arange(5)
+    o, a, n = distinct_targets((obs, act, nxt))
+    assert a.tolist() == [0, 1, 3] and n.tolist() == [[1, 1], [2, 2], [3, 3]]
