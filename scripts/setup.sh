@@ -15,11 +15,15 @@ HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   $VPY -m pip install -q --upgrade pip
   # torch pinned to the CPU build; an unpinned torch pulls a multi-GB CUDA build.
-  # escnn without its deps: it asks for py3nj, which needs a Fortran compiler, and escnn
-  # only uses it for SO(3) Clebsch-Gordan coefficients (the 2D groups we use never do).
-  $VPY -m pip install -q "torch==2.13.0" "numpy<2" escnn==1.0.11 --no-deps
-  $VPY -m pip install -q "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy
-  $VPY -m pip install -q "torch==2.13.0" -e ".[dev]"
+  # escnn without its deps: it asks for py3nj, which builds only with a Fortran compiler, and
+  # escnn uses it only for SO(3) Clebsch-Gordan coefficients (sen-rl's groups are C4 and D4).
+  # So the dependencies of pyproject.toml are installed here by name and sen-rl itself with
+  # --no-deps, which keeps pip from resolving py3nj again. Keep the two lists in step.
+  $VPY -m pip install -q --no-deps escnn==1.0.11
+  $VPY -m pip install -q "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy \
+    "gymnasium==1.4.*" "stable-baselines3==2.9.*" "mujoco>=3.1,<4" "h5py>=3.8" "tensorboard>=2.12" \
+    "tqdm>=4.60" "matplotlib>=3.6" "pytest>=7" "ruff>=0.4"
+  $VPY -m pip install -q --no-deps -e .
   echo "$HASH" > "$STAMP"
 fi
 
