@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--num-envs", type=int, default=0, help="parallel envs (0: one per core)")
     parser.add_argument("--only", nargs="*", help="env ids to measure (default: all)")
     parser.add_argument("--no-twins", action="store_true", help="skip the runs with twins")
+    parser.add_argument("--twins-fraction", type=float, default=0.01,
+                        help="share collected for the runs with twins (they render |G| times more)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
@@ -53,8 +55,8 @@ def main(argv=None) -> int:
         for env_id, kwargs, episodes, steps, warmup in PAPER_TRAIN_SETS:
             if args.only and env_id not in args.only:
                 continue
-            n = max(2, round(episodes * args.fraction))
             for twins in (False,) if args.no_twins else (False, True):
+                n = max(2, round(episodes * (args.twins_fraction if twins else args.fraction)))
                 r = measure(env_id, kwargs, n, steps, warmup, twins, args.num_envs, folder)
                 full = episodes * (steps + 1)
                 r.update(env_id=env_id, twins=twins, episodes=n, steps=steps,
