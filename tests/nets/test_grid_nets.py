@@ -15,27 +15,18 @@ import torch
 from sen_rl.groups import C4_ELEMENTS, c4_compose, c4_rotate_cells, c4_rotate_grid_action
 from sen_rl.nets import grid
 from sen_rl.nets.base import PRESETS, export_module
+from tests.nets._util import eval_nets, rel_err
 
 OBS = gym.spaces.Box(0, 255, (50, 50, 3), np.uint8)
 ACT = gym.spaces.Discrete(20)
 K_OBJ = 5
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-12))
-
-
-def _eval(nets, dtype=torch.float32):
-    for m in (nets.embedding, nets.encoder, nets.transition):
-        m.to(dtype).eval()
-    return nets
-
-
 @pytest.fixture(scope="module")
 def built():
     """One smoke-size model per variant in float64 (built once: escnn is slow to build)."""
     torch.manual_seed(0)
-    return {v: _eval(grid.build(v, "smoke", OBS, ACT), torch.float64) for v in ("sen", "none", "full")}
+    return {v: eval_nets(grid.build(v, "smoke", OBS, ACT), torch.float64) for v in ("sen", "none", "full")}
 
 
 def _batch(dtype=torch.float64, batch=4, seed=0):
@@ -224,7 +215,7 @@ def test_full_whole_encoder_equivariant_on_pixels(k):
         err_train = rel_err(
             nets.embedding(torch.rot90(x, k, dims=(-2, -1))), torch.rot90(nets.embedding(x), k, dims=(-2, -1))
         )
-    _eval(nets)
+    eval_nets(nets)
     with torch.no_grad():
         v = nets.embedding(x)
         v_rot = nets.embedding(torch.rot90(x, k, dims=(-2, -1)))

@@ -17,6 +17,7 @@ import torch
 from sen_rl.groups import D4_ELEMENTS, d4_compose, reacher_symmetry
 from sen_rl.nets import reacher
 from sen_rl.nets.base import export_module, to_float_image
+from tests.nets._util import eval_nets, rel_err
 
 SIZE = 32  # smoke observations: 32 x 32 x 6 -> embedding 8 x 8 x 8
 OBS = gym.spaces.Box(0, 255, (SIZE, SIZE, 6), np.uint8)
@@ -24,26 +25,16 @@ ACT = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 VARIANTS = ("sen", "none", "full")
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-12))
-
-
-def _eval(nets, dtype=torch.float32):
-    for m in (nets.embedding, nets.encoder, nets.transition):
-        m.to(dtype).eval()
-    return nets
-
-
 @pytest.fixture(scope="module")
 def built():
     """One smoke-size model per variant, float32, eval mode (escnn is slow to build)."""
     torch.manual_seed(0)
-    return {v: _eval(reacher.build(v, "smoke", OBS, ACT)) for v in VARIANTS}
+    return {v: eval_nets(reacher.build(v, "smoke", OBS, ACT)) for v in VARIANTS}
 
 
 @pytest.fixture(scope="module")
 def built64(built):
-    return {v: _eval(copy.deepcopy(n), torch.float64) for v, n in built.items()}
+    return {v: eval_nets(copy.deepcopy(n), torch.float64) for v, n in built.items()}
 
 
 def _batch(dtype=torch.float64, batch=4, seed=0):
