@@ -47,7 +47,7 @@ def _child(args) -> dict:
             device="cpu",
             amp=args.amp,
         )
-        train(cfg, progress=False, log=False)
+        train(cfg, progress=False, log=False, verbose=False, overwrite=True)
         what = f"training {args.variant}/{args.preset}, {args.steps} steps at batch {args.batch_size}, amp {args.amp}"
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"what": what, "peak_gib": peak_kib / 2**20, "seconds": time.perf_counter() - t0}
