@@ -170,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="out/demo", help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=5, help="epochs of the Shapes world model (0: skip training)")
-    p.add_argument("--episodes", type=int, default=200, help="Shapes training episodes of 100 steps")
+    p.add_argument("--epochs", type=int, default=4, help="epochs of the Shapes world model (0: skip training)")
+    p.add_argument("--episodes", type=int, default=500, help="Shapes training episodes of 100 steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
