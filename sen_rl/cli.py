@@ -122,6 +122,42 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """Evaluate a checkpoint on a rollout dataset: print the table, optionally write JSON."""
+    import os
+
+    from sen_rl.data import RolloutDataset
+    from sen_rl.evaluate import evaluate, format_table
+    from sen_rl.model import load_model
+    from sen_rl.train import _device
+
+    device = _device(args.device)
+    model = load_model(args.checkpoint, map_location=device).to(device)
+    with RolloutDataset(args.data) as ds:
+        results = evaluate(
+            model,
+            ds,
+            horizon=args.horizon,
+            max_samples=args.max_samples,
+            seed=args.seed,
+            hh_samples=args.hh_samples,
+            th_starts=args.th_starts,
+        )
+    results["checkpoint"] = str(args.checkpoint)
+    print(format_table(results))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sen-rl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=500, help="Shapes training episodes of 100 steps")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="Hits@k, MRR, EE(S), DIE, HH@1 (and Teapot TH@1) of a checkpoint on a dataset")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) from `sen-rl train`")
+    p.add_argument("--data", required=True, help="evaluation dataset (.h5), collected with --twins for EE/DIE")
+    p.add_argument("--horizon", type=int, help="steps to roll forward (default: 10 grid domains, 1 Teapot/Reacher)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--max-samples", type=int, help="evaluate the first N episodes, one sample each (default: all)")
+    p.add_argument("--hh-samples", type=int, default=1000, help="samples for HH@1, which renders (0: skip)")
+    p.add_argument("--th-starts", type=int, default=10, help="Teapot TH@1 traversals per axis (0: skip)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the DIE permutation")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -1,0 +1,420 @@
+"""Evaluate a world model on a rollout dataset: Hits@k, MRR, EE(S), DIE, HH@1 and TH@1.
+
+>>> from sen_rl.data import RolloutDataset                        # doctest: +SKIP
+>>> from sen_rl.model import load_model
+>>> results = evaluate(load_model("runs/shapes/best.pt"), RolloutDataset("data/shapes_eval.h5"))
+>>> print(format_table(results))
+
+One sample per episode, as in the paper: encode ``obs[e, 0]``, roll the model forward
+through ``actions[e, :K]`` and compare with the encoding of ``obs[e, K]``. EE(S) and DIE
+need the dataset's twins (``sen-rl collect --twins``); HH@1 and TH@1 render new
+observations with the dataset's environment. The definitions, orientations and tie rules
+are in ``docs/metrics.md``; the metric functions are in :mod:`sen_rl.metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from sen_rl.data import RolloutDataset
+from sen_rl.groups import TEAPOT_SMALL_ANGLE, TEAPOT_SMALL_AXES, axis_angle_to_matrix, matrix_to_axis_angle
+from sen_rl.metrics import (
+    distance_invariance_error,
+    hard_hits_at_1,
+    ranking_metrics,
+    row_norms,
+    safe_ratio,
+    traversal_hits_at_1,
+)
+from sen_rl.model import DOMAIN_NETS, WorldModel
+
+#: The paper's evaluation horizons (steps): 10 for the grid domains, 1 for Teapot and Reacher.
+DEFAULT_HORIZONS = {"SEN-Shapes-v0": 10, "SEN-Cubes-v0": 10, "SEN-Teapot-v0": 1, "SEN-Reacher-v0": 1}
+
+#: TH@1 traversals: name -> index of the world axis in TEAPOT_SMALL_AXES (+z, +y, +x).
+TRAVERSALS = {"yaw": 4, "pitch": 2, "roll": 0}
+TRAVERSAL_STEPS = 30  # of 2 pi / 30: one full turn
+
+#: Reacher hard negatives: joint angles moved by this much (radians).
+REACHER_NEGATIVE_DELTA = 0.1
+
+#: The reference element of ``ee_quarter``: one counter-clockwise quarter turn (about world z
+#: for Teapot, where the authors released no code).
+QUARTER_TURN = {
+    "grid": 1,
+    "reacher": (0, 1),
+    "teapot": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+}
+
+_BATCH_BYTES = 64 << 20  # uint8 pixels read per batch, twins included
+
+
+# --------------------------------------------------------------------------- group elements
+
+
+def is_identity(g) -> bool:
+    a = np.asarray(g)
+    if a.ndim == 2:
+        return bool(np.allclose(a, np.eye(a.shape[0])))
+    if a.ndim == 1:  # D4 (f, k)
+        return bool(a[0] == 0 and a[1] % 4 == 0)
+    return int(a) % 4 == 0
+
+
+def element_label(g) -> str:
+    """A short readable name: ``rot90`` (C4), ``flip-rot90`` (D4, reflect then rotate), ``R(+x+y,180)`` (SO(3))."""
+    a = np.asarray(g)
+    if a.ndim == 0:
+        return f"rot{90 * (int(a) % 4)}"
+    if a.ndim == 1:
+        f, k = (int(x) for x in a)
+        return ("flip-" if f else "") + f"rot{90 * (k % 4)}"
+    if is_identity(a):
+        return "id"
+    v = matrix_to_axis_angle(a)
+    angle = float(np.linalg.norm(v))
+    axis = np.sign(np.round(v / angle, 6))
+    name = "".join(("+" if s > 0 else "-") + c for s, c in zip(axis, "xyz", strict=True) if s)
+    return f"R({name},{round(np.degrees(angle))})"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_compatible(model: WorldModel, ds: RolloutDataset) -> None:
+    """A ValueError naming both sides when the dataset was not made by the model's environment."""
+    mid = model.config.env_id
+    if ds.env_id != mid:
+        raise ValueError(
+            f"the model was trained for {mid} but the dataset {ds.path} holds {ds.env_id}; "
+            f"evaluate on a dataset of {mid} (`sen-rl collect --env {mid} --twins ...`)"
+        )
+    if tuple(ds.obs_shape) != tuple(model.obs_shape):
+        raise ValueError(
+            f"the dataset {ds.path} has observations {ds.obs_shape} (env kwargs {ds.env_kwargs}) but the model "
+            f"expects {model.obs_shape} (env kwargs {model.config.env_kwargs}); collect with the model's --env-kwargs"
+        )
+    space = model.action_space
+    act_shape = tuple(ds["actions"].shape[2:])
+    want = tuple(getattr(space, "shape", ()) or ())
+    if act_shape != want or (np.issubdtype(ds["actions"].dtype, np.integer) != (want == ())):
+        raise ValueError(
+            f"the dataset {ds.path} has actions of shape {act_shape} ({ds['actions'].dtype}, env kwargs "
+            f"{ds.env_kwargs}) but the model's action space is {space} (env kwargs {model.config.env_kwargs})"
+        )
+
+
+def resolve_horizon(env_id: str, steps: int, horizon: int | None) -> int:
+    k = DEFAULT_HORIZONS.get(env_id, 1) if horizon is None else int(horizon)
+    if k < 1:
+        raise ValueError(f"horizon must be >= 1, got {k}")
+    if k > steps:
+        raise ValueError(
+            f"horizon {k} needs episodes of at least {k} steps but the dataset has {steps}; "
+            f"collect an evaluation dataset with `sen-rl collect --env {env_id} --steps {k} --twins ...` "
+            f"or pass --horizon {steps}"
+        )
+    return k
+
+
+# --------------------------------------------------------------------------- hard negatives
+
+
+def hard_negative_states(domain: str, env, state: np.ndarray) -> list[np.ndarray]:
+    """World states close to ``state`` whose observations a good model must tell apart from it.
+
+    - grid domains: every valid move of one object by one cell (2 to 20 states);
+    - Teapot: the orientation turned by one small action (2 pi / 30) about +-x, +-y, +-z (6);
+    - Reacher: one joint angle moved by +-0.1 rad in both stacked frames (4).
+    """
+    state = np.asarray(state)
+    if domain == "grid":
+        from sen_rl.envs.grid import grid_step
+
+        out = []
+        for a in range(4 * len(state)):
+            s = grid_step(state, a, env.width)
+            if not np.array_equal(s, state):
+                out.append(s)
+        return out
+    if domain == "teapot":
+        rots = axis_angle_to_matrix(TEAPOT_SMALL_AXES * TEAPOT_SMALL_ANGLE)
+        return [r @ state for r in rots]
+    if domain == "reacher":
+        out = []
+        for joint in (0, 1):
+            for sign in (1.0, -1.0):
+                s = np.array(state, dtype=np.float64)
+                s[joint] += sign * REACHER_NEGATIVE_DELTA  # previous frame
+                s[4 + joint] += sign * REACHER_NEGATIVE_DELTA  # current frame
+                out.append(s)
+        return out
+    raise ValueError(f"no hard-negative generator for domain {domain!r}")
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _batches(n: int, size: int):
+    for lo in range(0, n, size):
+        yield lo, min(n, lo + size)
+
+
+def _take(actions: np.ndarray, g: int) -> np.ndarray:
+    """Twin actions ``[B, K, G, ...]`` -> the ``[B, K, ...]`` of element ``g``."""
+    return actions[:, :, g]
+
+
+@torch.no_grad()
+def _encode_many(model: WorldModel, obs: np.ndarray, batch: int = 256) -> torch.Tensor:
+    return torch.cat([model.encode(obs[i : i + batch]).float().cpu() for i in range(0, len(obs), batch)])
+
+
+@torch.no_grad()
+def _hard_hits(model, env, domain, pred, target, states_k, n, chunk: int = 64) -> dict:
+    """HH@1 on the first ``n`` samples; frames are rendered and encoded ``chunk`` samples at a time."""
+    z_negs, counts = [], []
+    for lo, hi in _batches(n, chunk):
+        frames, sizes = [], []
+        for i in range(lo, hi):
+            states = hard_negative_states(domain, env.unwrapped, states_k[i])
+            sizes.append(len(states))
+            frames += [env.unwrapped.render_state(s) for s in states]
+        z_negs += list(_encode_many(model, np.stack(frames)).split(sizes))
+        counts += sizes
+    m = max(counts)
+    # pad every sample to m negatives by repeating its first one; the mask ignores the copies
+    z_neg = torch.stack([torch.cat([z, z[:1].expand(m - len(z), *z.shape[1:])]) for z in z_negs])
+    mask = torch.arange(m)[None] < torch.tensor(counts)[:, None]
+    return {
+        "hh@1": hard_hits_at_1(pred[:n], target[:n], z_neg, mask),
+        "hh_samples": n,
+        "hh_negatives": float(np.mean(counts)),
+    }
+
+
+@torch.no_grad()
+def _traversals(model, env, starts: np.ndarray) -> dict:
+    out = {}
+    discrete = isinstance(model.action_space, gym.spaces.Discrete)
+    idx = torch.arange(1, TRAVERSAL_STEPS + 1) % TRAVERSAL_STEPS  # prediction after k steps -> frame k mod 30
+    for name, a in TRAVERSALS.items():
+        steps = np.arange(TRAVERSAL_STEPS)
+        rots = axis_angle_to_matrix(TEAPOT_SMALL_AXES[a][None] * (steps[:, None] * TEAPOT_SMALL_ANGLE))
+        frames = np.stack([[env.unwrapped.render_state(r @ s0) for r in rots] for s0 in starts])  # [S, 30, ...]
+        n = len(starts)
+        z = _encode_many(model, frames.reshape(n * TRAVERSAL_STEPS, *frames.shape[2:]))
+        z = z.reshape(n, TRAVERSAL_STEPS, *z.shape[1:])
+        if discrete:
+            actions = np.full((n, TRAVERSAL_STEPS), a, dtype=np.int64)
+        else:
+            vec = (TEAPOT_SMALL_AXES[a] * TEAPOT_SMALL_ANGLE).astype(np.float32)
+            actions = np.broadcast_to(vec, (n, TRAVERSAL_STEPS, 3)).copy()
+        preds = model.rollout(z[:, 0].to(model.device), actions).float().cpu()
+        out[f"th@1_{name}"] = traversal_hits_at_1(preds, z, idx)
+    out["th_starts"] = len(starts)
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: WorldModel,
+    dataset: RolloutDataset | str | os.PathLike,
+    horizon: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    hh_samples: int = 1000,
+    th_starts: int = 10,
+    batch_size: int = 256,
+) -> dict:
+    """Every metric of the paper on an evaluation dataset, as a flat JSON-able dict.
+
+    :param model: the world model (evaluated in eval mode on its own device).
+    :param dataset: a :class:`RolloutDataset` or the path of one, of the model's env; with
+        twins for EE(S) and DIE.
+    :param horizon: steps ``K`` to roll forward (default :data:`DEFAULT_HORIZONS`); the
+        dataset needs at least ``K`` steps per episode.
+    :param max_samples: use the first ``max_samples`` episodes (default: all), one sample each.
+    :param seed: seeds the DIE permutation.
+    :param hh_samples: HH@1 on the first ``hh_samples`` samples (it renders new frames); 0: skip.
+    :param th_starts: Teapot TH@1 traversals from the start states of the first ``th_starts``
+        episodes; 0: skip.
+    :param batch_size: episodes per batch (fewer when their twins would exceed 64 MiB).
+
+    Keys: ``env_id, variant, preset, data, horizon, samples``; ``hits@1, hits@5, hits@10, mrr``
+    (fractions); with twins ``ee/<element>, ee_mean, ee_quarter, ee_quarter_element,
+    die/<element>, die_mean``; ``hh@1, hh_samples, hh_negatives``; Teapot ``th@1_yaw,
+    th@1_pitch, th@1_roll, th_starts``; ``skipped`` (list of what was not computed and why).
+    """
+    own = not isinstance(dataset, RolloutDataset)
+    ds = RolloutDataset(dataset) if own else dataset
+    was_training = model.training
+    model.eval()
+    try:
+        return _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size)
+    finally:
+        model.train(was_training)
+        if own:
+            ds.close()
+
+
+def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size) -> dict:
+    check_compatible(model, ds)
+    env_id = ds.env_id
+    domain = DOMAIN_NETS[env_id]
+    K = resolve_horizon(env_id, ds.steps, horizon)
+    if max_samples is not None and int(max_samples) < 2:
+        raise ValueError(f"max_samples must be >= 2 (ranking needs rivals), got {max_samples}")
+    N = ds.episodes if max_samples is None else min(ds.episodes, int(max_samples))
+    if N < 2:
+        raise ValueError(f"the dataset {ds.path} has {N} episode(s); ranking metrics need at least 2")
+
+    sym = model.symmetry
+    elements = list(sym.elements)
+    G = len(elements)
+    labels = [element_label(g) for g in elements]
+    twins = ds.has_twins
+    skipped: list[str] = []
+    if twins:
+        stored = np.asarray(ds["twins/elements"][()], dtype=np.float64)
+        if stored.shape != np.asarray(elements, dtype=np.float64).shape or not np.allclose(
+            stored, np.asarray(elements, dtype=np.float64)
+        ):
+            raise ValueError(
+                f"the twins of {ds.path} were made for other group elements than the model's {sym.name}; "
+                "collect the dataset again with this version of sen-rl"
+            )
+    else:
+        skipped.append("ee, die: the dataset has no twins (collect it with `sen-rl collect --twins`)")
+
+    frame_bytes = int(np.prod(ds.obs_shape))
+    per_episode = frame_bytes * (2 + (2 * G if twins else 0))
+    bs = max(1, min(int(batch_size), _BATCH_BYTES // per_episode))
+
+    z0s, preds, targets = [], [], []
+    ee_num = torch.zeros(G, dtype=torch.float64)
+    ee_den = torch.zeros((), dtype=torch.float64)
+    preds_g, targets_g = [], []
+    for lo, hi in _batches(N, bs):
+        obs0 = ds["obs"][lo:hi, 0]
+        obsk = ds["obs"][lo:hi, K]
+        acts = ds["actions"][lo:hi, :K]
+        v = model.embed(obs0)
+        z0 = model.encoder(v)
+        z0s.append(z0.float().cpu())
+        preds.append(model.rollout(z0, acts)[:, -1].float().cpu())
+        targets.append(model.encode(obsk).float().cpu())
+        if not twins:
+            continue
+        t0 = ds["twins/obs"][lo:hi, 0]  # [B, G, ...]
+        tk = ds["twins/obs"][lo:hi, K]
+        tacts = ds["twins/actions"][lo:hi, :K]  # [B, K, G, ...]
+        ee_den += row_norms(v).sum().cpu()
+        pg, tg = [], []
+        for i, g in enumerate(elements):
+            v_g = model.embed(t0[:, i])
+            ee_num[i] += row_norms(sym.act_on_embedding(g, v) - v_g).sum().cpu()
+            pg.append(model.rollout(model.encoder(v_g), _take(tacts, i))[:, -1].float().cpu())
+            tg.append(model.encode(tk[:, i]).float().cpu())
+        preds_g.append(torch.stack(pg, dim=1))
+        targets_g.append(torch.stack(tg, dim=1))
+    z0 = torch.cat(z0s)
+    pred, target = torch.cat(preds), torch.cat(targets)
+
+    results: dict = {
+        "env_id": env_id,
+        "variant": model.config.variant,
+        "preset": model.config.preset,
+        "data": str(ds.path),
+        "horizon": K,
+        "samples": N,
+    }
+    results.update(ranking_metrics(pred, target, ks=(1, 5, 10)))
+
+    if twins:
+        non_id = [i for i, g in enumerate(elements) if not is_identity(g)]
+        # EE = mean_i ||rho(g) S(x_i) - S(g x_i)|| / mean_i ||S(x_i)||: the 1/N of both means cancels
+        ee = [safe_ratio(ee_num[i], ee_den) for i in range(G)]
+        results.update({f"ee/{labels[i]}": ee[i] for i in range(G)})
+        results["ee_mean"] = float(np.mean([ee[i] for i in non_id]))
+        ref = np.asarray(QUARTER_TURN[domain], dtype=np.float64)
+        q = next(i for i, g in enumerate(elements) if np.allclose(np.asarray(g, dtype=np.float64), ref))
+        results["ee_quarter"] = ee[q]
+        results["ee_quarter_element"] = labels[q]
+
+        pred_g, target_g = torch.cat(preds_g), torch.cat(targets_g)  # [N, G, ...]
+        perm = torch.randperm(N, generator=torch.Generator().manual_seed(int(seed)))
+        die = [distance_invariance_error(pred, target, pred_g[:, i], target_g[:, i], z0, perm) for i in range(G)]
+        results.update({f"die/{labels[i]}": die[i] for i in range(G)})
+        results["die_mean"] = float(np.mean([die[i] for i in non_id]))
+
+    n_hh = min(N, int(hh_samples))
+    want_th = domain == "teapot" and int(th_starts) > 0
+    if n_hh > 0 or want_th:
+        env = ds.make_env()
+        try:
+            if n_hh > 0:
+                states_k = ds["states"][:n_hh, K]
+                results.update(_hard_hits(model, env, domain, pred, target, states_k, n_hh))
+            if want_th:
+                starts = ds["states"][: min(ds.episodes, int(th_starts)), 0]
+                results.update(_traversals(model, env, starts))
+        finally:
+            env.close()
+    if n_hh <= 0:
+        skipped.append("hh@1: hh_samples = 0")
+    if domain == "teapot" and not want_th:
+        skipped.append("th@1: th_starts = 0")
+    results["skipped"] = skipped
+    return results
+
+
+# --------------------------------------------------------------------------- table
+
+
+def _pct(x) -> str:
+    return f"{100 * x:6.1f}%"
+
+
+def format_table(results: dict) -> str:
+    """The results as a readable text table (fractions shown as percentages)."""
+    r = results
+    lines = [
+        f"{r['env_id']}  variant {r['variant']}  preset {r['preset']}  horizon {r['horizon']}  samples {r['samples']}",
+        f"  data {r['data']}",
+        "",
+        f"  {'metric':<26}{'value':>10}",
+    ]
+
+    def row(name, value, note=""):
+        lines.append(f"  {name:<26}{value:>10}" + (f"  {note}" if note else ""))
+
+    for k, name in (("hits@1", "Hits@1"), ("hits@5", "Hits@5"), ("hits@10", "Hits@10"), ("mrr", "MRR")):
+        if k in r:
+            row(f"{name} ({r['horizon']} steps)", _pct(r[k]))
+    if "ee_mean" in r:
+        row("EE(S) mean", f"{r['ee_mean']:.4f}", "non-identity elements")
+        row("EE(S) quarter turn", f"{r['ee_quarter']:.4f}", r["ee_quarter_element"])
+        row(f"DIE mean ({r['horizon']} steps)", f"{r['die_mean']:.2e}", "non-identity elements")
+    if "hh@1" in r:
+        row(
+            f"HH@1 ({r['horizon']} steps)",
+            _pct(r["hh@1"]),
+            f"{r['hh_samples']} samples, {r['hh_negatives']:.1f} hard negatives each",
+        )
+    for name in TRAVERSALS:
+        k = f"th@1_{name}"
+        if k in r:
+            row(f"TH@1 {name}", _pct(r[k]), f"{r['th_starts']} traversals of {TRAVERSAL_STEPS} steps")
+    elements = [k[3:] for k in r if k.startswith("ee/")]
+    if elements:
+        lines += ["", f"  {'element':<16}{'EE(S)':>10}{'DIE':>12}"]
+        for e in elements:
+            lines.append(f"  {e:<16}{r[f'ee/{e}']:>10.4f}{r.get(f'die/{e}', float('nan')):>12.2e}")
+    for s in r.get("skipped", []):
+        lines.append(f"  skipped {s}")
+    return "\n".join(lines)
