@@ -1,0 +1,213 @@
+"""Reproduce the paper's tables: Teapot, unseen actions (2D Shapes, 3D Blocks), Reacher.
+
+    python -m benchmarks.reproduce --preset cpu                        # everything, 3 seeds
+    python -m benchmarks.reproduce --preset cpu --only shapes_up teapot --seeds 0 1 2
+    python -m benchmarks.reproduce --preset paper --device cuda        # published sizes, GPU
+
+Datasets go to ``data/reproduce/<preset>/``, runs to ``runs/reproduce/<preset>/<experiment>/
+<variant>/seed<k>/`` with their ``eval.json``; both are reused when present, so an
+interrupted run continues where it stopped. The tables (mean +- std over seeds, our
+figures beside the published ones) are written to ``docs/RESULTS.md`` for the experiments
+that have results, with the command, preset and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Experiment:
+    """One table row group: a training set, an evaluation set, the variants and metrics."""
+
+    name: str
+    title: str
+    env_id: str
+    variants: tuple
+    train_actions: list | None = None
+    positive_torque: bool = False
+    steps: int = 1  # recorded steps per training episode
+    eval_steps: int = 10
+    warmup: int = 0
+    horizon: int = 10
+    env_kwargs: dict = field(default_factory=dict)
+    columns: tuple = ()  # (label, result key, scale)
+
+
+COLUMNS_UNSEEN = (("H@1 (%)", "hits@1", 100), ("MRR (%)", "mrr", 100), ("EE(S)", "ee_quarter", 1),
+                  ("DIE (x1e-3)", "die_mean", 1e3))
+COLUMNS_TEAPOT = (("TH@1 yaw", "th@1_yaw", 100), ("pitch", "th@1_pitch", 100), ("roll", "th@1_roll", 100),
+                  ("HH@1 (%)", "hh@1", 100), ("EE(S)", "ee_quarter", 1), ("DIE (x1e-2)", "die_mean", 100))
+COLUMNS_REACHER = (("H@1 (%)", "hits@1", 100), ("H@10 (%)", "hits@10", 100), ("MRR (%)", "mrr", 100),
+                   ("EE(S)", "ee_quarter", 1))
+
+EXPERIMENTS = {
+    "teapot": Experiment("teapot", "Teapot (Table 1), one step", "SEN-Teapot-v0", ("none", "sen"),
+                         eval_steps=1, horizon=1, columns=COLUMNS_TEAPOT),
+    "shapes_up": Experiment("shapes_up", "Unseen actions: 2D Shapes trained on {up}, 10 steps", "SEN-Shapes-v0",
+                            ("none", "sen"), train_actions=["up"], columns=COLUMNS_UNSEEN),
+    "cubes_urd": Experiment("cubes_urd", "Unseen actions: 3D Blocks trained on {up, right, down}, 10 steps",
+                            "SEN-Cubes-v0", ("none", "full", "sen"), train_actions=["up", "right", "down"],
+                            columns=COLUMNS_UNSEEN),
+    "reacher": Experiment("reacher", "Reacher, one step", "SEN-Reacher-v0", ("none", "full", "sen"),
+                          steps=10, eval_steps=1, warmup=50, horizon=1, columns=COLUMNS_REACHER),
+    "reacher_pos": Experiment("reacher_pos", "Reacher trained on positive second-joint torques, one step",
+                              "SEN-Reacher-v0", ("none", "full", "sen"), positive_torque=True, steps=10,
+                              eval_steps=1, warmup=50, horizon=1, columns=COLUMNS_REACHER),
+}
+
+#: the published figures (PAPER.md), same units as the columns
+PUBLISHED = {
+    ("teapot", "none"): ["6.7 +- 6.7", "60 +- 40", "86.7 +- 6.6", "93.9 +- 2.2", "2.38 +- 0.04", "3.41 +- 0.16"],
+    ("teapot", "sen"): ["100", "100", "100", "100", "0.05", "0.45 +- 0.01"],
+    ("shapes_up", "none"): ["2.8 +- 0.6 (CNN)", "5.3 +- 0.4 (CNN)", "0.00", "0.19"],
+    ("shapes_up", "sen"): ["100", "99.9", "0.00", "0.00"],
+    ("cubes_urd", "none"): ["52.3 +- 14", "61.8 +- 13", "0.98 +- 0.2", "181 +- 79"],
+    ("cubes_urd", "full"): ["83.7 +- 36", "86.0 +- 31", "0.81 +- 0.5", "15 +- 9.1"],
+    ("cubes_urd", "sen"): ["99.9", "100", "0.96 +- 0.3", "5 +- 4.7"],
+    ("reacher", "none"): ["", "100", "88.3 +- 3.3", "1.26 +- 0.1"],
+    ("reacher", "full"): ["", "100", "95.5 +- 1.9", "1.19"],
+    ("reacher", "sen"): ["", "100", "94.1 +- 2.8", "1.29"],
+}
+
+#: (training episodes, evaluation episodes, epochs, batch) per preset; the paper's sizes for "paper"
+SIZES = {
+    "smoke": {"teapot": (200, 20, 1, 64), "shapes_up": (200, 20, 1, 64), "cubes_urd": (200, 20, 1, 64),
+              "reacher": (20, 20, 1, 64), "reacher_pos": (20, 20, 1, 64)},
+    "cpu": {"teapot": (20000, 1000, 10, 256), "shapes_up": (20000, 1000, 10, 256),
+            "cubes_urd": (20000, 1000, 10, 256), "reacher": (1000, 500, 10, 256), "reacher_pos": (1000, 500, 10, 256)},
+    "paper": {"teapot": (100000, 10000, 100, 1024), "shapes_up": (100000, 10000, 100, 1024),
+              "cubes_urd": (100000, 10000, 100, 1024), "reacher": (2000, 1000, 100, 256),
+              "reacher_pos": (2000, 1000, 100, 256)},
+}
+
+
+def _env_kwargs(exp: Experiment, preset: str) -> dict:
+    if exp.env_id == "SEN-Reacher-v0" and preset != "paper":
+        return {"size": 64}
+    return dict(exp.env_kwargs)
+
+
+def datasets(exp: Experiment, preset: str, root: Path) -> tuple[Path, Path]:
+    """The training and evaluation sets of an experiment (collected once, then reused)."""
+    from sen_rl.data import CollectConfig, collect
+
+    n_train, n_eval, _, _ = SIZES[preset][exp.name]
+    kwargs = _env_kwargs(exp, preset)
+    train_path, eval_path = root / f"{exp.name}_train.h5", root / f"{exp.name}_eval.h5"
+    if not train_path.exists():
+        collect(CollectConfig(exp.env_id, n_train, exp.steps, seed=1, warmup=exp.warmup, actions=exp.train_actions,
+                              positive_torque=exp.positive_torque, env_kwargs=kwargs), train_path)
+    if not eval_path.exists():
+        collect(CollectConfig(exp.env_id, n_eval, exp.eval_steps, seed=2, warmup=exp.warmup, twins=True,
+                              env_kwargs=kwargs), eval_path)
+    return train_path, eval_path
+
+
+def run_one(exp: Experiment, variant: str, seed: int, preset: str, data: tuple[Path, Path], runs: Path,
+            device: str, amp: str) -> dict:
+    """Train (or resume) one model and evaluate its best checkpoint; results cached in eval.json."""
+    from sen_rl.evaluate import evaluate
+    from sen_rl.model import load_model
+    from sen_rl.train import TrainConfig, train
+
+    out = runs / exp.name / variant / f"seed{seed}"
+    result_path = out / "eval.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    _, _, epochs, batch = SIZES[preset][exp.name]
+    cfg = TrainConfig(data=str(data[0]), out=str(out), variant=variant, preset=preset, epochs=epochs,
+                      batch_size=batch, seed=seed, device=device, amp=amp)
+    t0 = time.perf_counter()
+    train(cfg, resume=(out / "last.pt").exists(), progress=False, verbose=False)
+    train_s = time.perf_counter() - t0
+    model = load_model(out / "best.pt")
+    res = evaluate(model, data[1], horizon=exp.horizon, seed=seed)
+    res["train_seconds"] = train_s
+    tmp = result_path.with_name(f".{result_path.name}.tmp")
+    tmp.write_text(json.dumps(res, indent=1, default=float))
+    os.replace(tmp, result_path)
+    return res
+
+
+def _fmt(values: list[float], scale: float) -> str:
+    v = np.asarray(values, dtype=float) * scale
+    if len(v) == 1:
+        return f"{v[0]:.3g}"
+    return f"{v.mean():.3g} +- {v.std(ddof=1):.2g}"
+
+
+def write_results(all_results: dict, preset: str, seeds: list, command: str, out: Path) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
+    lines = [
+        "# Reproducing the paper",
+        "",
+        f"Command: `{command}`  ",
+        f"Preset: `{preset}` (sizes in `benchmarks/reproduce.py: SIZES`), seeds {seeds}, machine: {machine}.  ",
+        "Each cell: our mean +- standard deviation over seeds, and below it the published figure (PAPER.md).",
+        "EE(S) is for the authors' single quarter turn (`ee_quarter`); `docs/metrics.md` defines every metric.",
+        "",
+    ]
+    for name, per_variant in all_results.items():
+        exp = EXPERIMENTS[name]
+        lines += [f"## {exp.title}", "", "| model | " + " | ".join(c[0] for c in exp.columns) + " |",
+                  "|---|" + "---|" * len(exp.columns)]
+        for variant, results in per_variant.items():
+            cells = [_fmt([r[key] for r in results], scale) if all(key in r for r in results) else "n/a"
+                     for _, key, scale in exp.columns]
+            lines.append(f"| {variant} (ours, {len(results)} seeds) | " + " | ".join(cells) + " |")
+            pub = PUBLISHED.get((name, variant))
+            if pub:
+                lines.append(f"| {variant} (paper) | " + " | ".join(pub[: len(exp.columns)]) + " |")
+        minutes = sum(r.get("train_seconds", 0) for rs in per_variant.values() for r in rs) / 60
+        lines += ["", f"Training time, all runs of this table: {minutes:.0f} min.", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu", choices=tuple(SIZES))
+    p.add_argument("--only", nargs="*", choices=tuple(EXPERIMENTS), help="experiments to run (default: all)")
+    p.add_argument("--variants", nargs="*", help="restrict the variants")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto")
+    p.add_argument("--results", default="docs/RESULTS.md")
+    args = p.parse_args(argv)
+
+    data_root = Path("data/reproduce") / args.preset
+    runs = Path("runs/reproduce") / args.preset
+    all_results: dict = {}
+    for name in args.only or EXPERIMENTS:
+        exp = EXPERIMENTS[name]
+        data = datasets(exp, args.preset, data_root)
+        all_results[name] = {}
+        for variant in exp.variants:
+            if args.variants and variant not in args.variants:
+                continue
+            all_results[name][variant] = []
+            for seed in args.seeds:
+                r = run_one(exp, variant, seed, args.preset, data, runs, args.device, args.amp)
+                all_results[name][variant].append(r)
+                shown = ", ".join(f"{label} {r[key] * scale:.3g}" for label, key, scale in exp.columns if key in r)
+                print(f"{name} {variant} seed {seed}: {shown}", flush=True)
+        command = "python -m benchmarks.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_results(all_results, args.preset, args.seeds, command.strip(), Path(args.results))
+    print(f"tables written to {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
