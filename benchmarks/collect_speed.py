@@ -29,8 +29,9 @@ PAPER_TRAIN_SETS = (
 
 
 def measure(env_id, kwargs, episodes, steps, warmup, twins, num_envs, folder) -> dict:
-    cfg = CollectConfig(env_id, episodes, steps, seed=0, warmup=warmup, twins=twins, env_kwargs=kwargs,
-                        num_envs=num_envs)
+    cfg = CollectConfig(
+        env_id, episodes, steps, seed=0, warmup=warmup, twins=twins, env_kwargs=kwargs, num_envs=num_envs
+    )
     t0 = time.perf_counter()
     path = collect(cfg, Path(folder) / f"{env_id}-{twins}.h5", overwrite=True, progress=False)
     dt = time.perf_counter() - t0
@@ -45,8 +46,12 @@ def main(argv=None) -> int:
     parser.add_argument("--num-envs", type=int, default=0, help="parallel envs (0: one per core)")
     parser.add_argument("--only", nargs="*", help="env ids to measure (default: all)")
     parser.add_argument("--no-twins", action="store_true", help="skip the runs with twins")
-    parser.add_argument("--twins-fraction", type=float, default=0.01,
-                        help="share collected for the runs with twins (they render |G| times more)")
+    parser.add_argument(
+        "--twins-fraction",
+        type=float,
+        default=0.01,
+        help="share collected for the runs with twins (they render |G| times more)",
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
@@ -59,17 +64,28 @@ def main(argv=None) -> int:
                 n = max(2, round(episodes * (args.twins_fraction if twins else args.fraction)))
                 r = measure(env_id, kwargs, n, steps, warmup, twins, args.num_envs, folder)
                 full = episodes * (steps + 1)
-                r.update(env_id=env_id, twins=twins, episodes=n, steps=steps,
-                         paper_frames=full, paper_minutes=full / r["fps"] / 60)
+                r.update(
+                    env_id=env_id,
+                    twins=twins,
+                    episodes=n,
+                    steps=steps,
+                    paper_frames=full,
+                    paper_minutes=full / r["fps"] / 60,
+                )
                 rows.append(r)
-                print(f"{env_id:16s} twins={twins!s:5s} {r['fps']:8.0f} frames/s "
-                      f"-> paper-size set ({full} frames) in {r['paper_minutes']:.1f} min", flush=True)
+                print(
+                    f"{env_id:16s} twins={twins!s:5s} {r['fps']:8.0f} frames/s "
+                    f"-> paper-size set ({full} frames) in {r['paper_minutes']:.1f} min",
+                    flush=True,
+                )
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     print(f"\n| domain | twins | frames/s | paper-size training set | minutes at this speed |  ({machine})")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['env_id']} | {'yes' if r['twins'] else 'no'} | {r['fps']:.0f} | {r['paper_frames']} frames "
-              f"| {r['paper_minutes']:.1f} |")
+        print(
+            f"| {r['env_id']} | {'yes' if r['twins'] else 'no'} | {r['fps']:.0f} | {r['paper_frames']} frames "
+            f"| {r['paper_minutes']:.1f} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     return 0

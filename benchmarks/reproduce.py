@@ -43,26 +43,76 @@ class Experiment:
     columns: tuple = ()  # (label, result key, scale)
 
 
-COLUMNS_UNSEEN = (("H@1 (%)", "hits@1", 100), ("MRR (%)", "mrr", 100), ("EE(S)", "ee_quarter", 1),
-                  ("DIE (x1e-3)", "die_mean", 1e3))
-COLUMNS_TEAPOT = (("TH@1 yaw", "th@1_yaw", 100), ("pitch", "th@1_pitch", 100), ("roll", "th@1_roll", 100),
-                  ("HH@1 (%)", "hh@1", 100), ("EE(S)", "ee_quarter", 1), ("DIE (x1e-2)", "die_mean", 100))
-COLUMNS_REACHER = (("H@1 (%)", "hits@1", 100), ("H@10 (%)", "hits@10", 100), ("MRR (%)", "mrr", 100),
-                   ("EE(S)", "ee_quarter", 1))
+COLUMNS_UNSEEN = (
+    ("H@1 (%)", "hits@1", 100),
+    ("MRR (%)", "mrr", 100),
+    ("EE(S)", "ee_quarter", 1),
+    ("DIE (x1e-3)", "die_mean", 1e3),
+)
+COLUMNS_TEAPOT = (
+    ("TH@1 yaw", "th@1_yaw", 100),
+    ("pitch", "th@1_pitch", 100),
+    ("roll", "th@1_roll", 100),
+    ("HH@1 (%)", "hh@1", 100),
+    ("EE(S)", "ee_quarter", 1),
+    ("DIE (x1e-2)", "die_mean", 100),
+)
+COLUMNS_REACHER = (
+    ("H@1 (%)", "hits@1", 100),
+    ("H@10 (%)", "hits@10", 100),
+    ("MRR (%)", "mrr", 100),
+    ("EE(S)", "ee_quarter", 1),
+)
 
 EXPERIMENTS = {
-    "teapot": Experiment("teapot", "Teapot (Table 1), one step", "SEN-Teapot-v0", ("none", "sen"),
-                         eval_steps=1, horizon=1, columns=COLUMNS_TEAPOT),
-    "shapes_up": Experiment("shapes_up", "Unseen actions: 2D Shapes trained on {up}, 10 steps", "SEN-Shapes-v0",
-                            ("none", "sen"), train_actions=["up"], columns=COLUMNS_UNSEEN),
-    "cubes_urd": Experiment("cubes_urd", "Unseen actions: 3D Blocks trained on {up, right, down}, 10 steps",
-                            "SEN-Cubes-v0", ("none", "full", "sen"), train_actions=["up", "right", "down"],
-                            columns=COLUMNS_UNSEEN),
-    "reacher": Experiment("reacher", "Reacher, one step", "SEN-Reacher-v0", ("none", "full", "sen"),
-                          steps=10, eval_steps=1, warmup=50, horizon=1, columns=COLUMNS_REACHER),
-    "reacher_pos": Experiment("reacher_pos", "Reacher trained on positive second-joint torques, one step",
-                              "SEN-Reacher-v0", ("none", "full", "sen"), positive_torque=True, steps=10,
-                              eval_steps=1, warmup=50, horizon=1, columns=COLUMNS_REACHER),
+    "teapot": Experiment(
+        "teapot",
+        "Teapot (Table 1), one step",
+        "SEN-Teapot-v0",
+        ("none", "sen"),
+        eval_steps=1,
+        horizon=1,
+        columns=COLUMNS_TEAPOT,
+    ),
+    "shapes_up": Experiment(
+        "shapes_up",
+        "Unseen actions: 2D Shapes trained on {up}, 10 steps",
+        "SEN-Shapes-v0",
+        ("none", "sen"),
+        train_actions=["up"],
+        columns=COLUMNS_UNSEEN,
+    ),
+    "cubes_urd": Experiment(
+        "cubes_urd",
+        "Unseen actions: 3D Blocks trained on {up, right, down}, 10 steps",
+        "SEN-Cubes-v0",
+        ("none", "full", "sen"),
+        train_actions=["up", "right", "down"],
+        columns=COLUMNS_UNSEEN,
+    ),
+    "reacher": Experiment(
+        "reacher",
+        "Reacher, one step",
+        "SEN-Reacher-v0",
+        ("none", "full", "sen"),
+        steps=10,
+        eval_steps=1,
+        warmup=50,
+        horizon=1,
+        columns=COLUMNS_REACHER,
+    ),
+    "reacher_pos": Experiment(
+        "reacher_pos",
+        "Reacher trained on positive second-joint torques, one step",
+        "SEN-Reacher-v0",
+        ("none", "full", "sen"),
+        positive_torque=True,
+        steps=10,
+        eval_steps=1,
+        warmup=50,
+        horizon=1,
+        columns=COLUMNS_REACHER,
+    ),
 }
 
 #: the published figures (PAPER.md), same units as the columns
@@ -81,13 +131,27 @@ PUBLISHED = {
 
 #: (training episodes, evaluation episodes, epochs, batch) per preset; the paper's sizes for "paper"
 SIZES = {
-    "smoke": {"teapot": (200, 20, 1, 64), "shapes_up": (200, 20, 1, 64), "cubes_urd": (200, 20, 1, 64),
-              "reacher": (20, 20, 1, 64), "reacher_pos": (20, 20, 1, 64)},
-    "cpu": {"teapot": (20000, 1000, 10, 256), "shapes_up": (20000, 1000, 10, 256),
-            "cubes_urd": (20000, 1000, 10, 256), "reacher": (1000, 500, 10, 256), "reacher_pos": (1000, 500, 10, 256)},
-    "paper": {"teapot": (100000, 10000, 100, 1024), "shapes_up": (100000, 10000, 100, 1024),
-              "cubes_urd": (100000, 10000, 100, 1024), "reacher": (2000, 1000, 100, 256),
-              "reacher_pos": (2000, 1000, 100, 256)},
+    "smoke": {
+        "teapot": (200, 20, 1, 64),
+        "shapes_up": (200, 20, 1, 64),
+        "cubes_urd": (200, 20, 1, 64),
+        "reacher": (20, 20, 1, 64),
+        "reacher_pos": (20, 20, 1, 64),
+    },
+    "cpu": {
+        "teapot": (20000, 1000, 10, 256),
+        "shapes_up": (20000, 1000, 10, 256),
+        "cubes_urd": (20000, 1000, 10, 256),
+        "reacher": (1000, 500, 10, 256),
+        "reacher_pos": (1000, 500, 10, 256),
+    },
+    "paper": {
+        "teapot": (100000, 10000, 100, 1024),
+        "shapes_up": (100000, 10000, 100, 1024),
+        "cubes_urd": (100000, 10000, 100, 1024),
+        "reacher": (2000, 1000, 100, 256),
+        "reacher_pos": (2000, 1000, 100, 256),
+    },
 }
 
 
@@ -105,16 +169,30 @@ def datasets(exp: Experiment, preset: str, root: Path) -> tuple[Path, Path]:
     kwargs = _env_kwargs(exp, preset)
     train_path, eval_path = root / f"{exp.name}_train.h5", root / f"{exp.name}_eval.h5"
     if not train_path.exists():
-        collect(CollectConfig(exp.env_id, n_train, exp.steps, seed=1, warmup=exp.warmup, actions=exp.train_actions,
-                              positive_torque=exp.positive_torque, env_kwargs=kwargs), train_path)
+        collect(
+            CollectConfig(
+                exp.env_id,
+                n_train,
+                exp.steps,
+                seed=1,
+                warmup=exp.warmup,
+                actions=exp.train_actions,
+                positive_torque=exp.positive_torque,
+                env_kwargs=kwargs,
+            ),
+            train_path,
+        )
     if not eval_path.exists():
-        collect(CollectConfig(exp.env_id, n_eval, exp.eval_steps, seed=2, warmup=exp.warmup, twins=True,
-                              env_kwargs=kwargs), eval_path)
+        collect(
+            CollectConfig(exp.env_id, n_eval, exp.eval_steps, seed=2, warmup=exp.warmup, twins=True, env_kwargs=kwargs),
+            eval_path,
+        )
     return train_path, eval_path
 
 
-def run_one(exp: Experiment, variant: str, seed: int, preset: str, data: tuple[Path, Path], runs: Path,
-            device: str, amp: str) -> dict:
+def run_one(
+    exp: Experiment, variant: str, seed: int, preset: str, data: tuple[Path, Path], runs: Path, device: str, amp: str
+) -> dict:
     """Train (or resume) one model and evaluate its best checkpoint; results cached in eval.json."""
     from sen_rl.evaluate import evaluate
     from sen_rl.model import load_model
@@ -125,8 +203,17 @@ def run_one(exp: Experiment, variant: str, seed: int, preset: str, data: tuple[P
     if result_path.exists():
         return json.loads(result_path.read_text())
     _, _, epochs, batch = SIZES[preset][exp.name]
-    cfg = TrainConfig(data=str(data[0]), out=str(out), variant=variant, preset=preset, epochs=epochs,
-                      batch_size=batch, seed=seed, device=device, amp=amp)
+    cfg = TrainConfig(
+        data=str(data[0]),
+        out=str(out),
+        variant=variant,
+        preset=preset,
+        epochs=epochs,
+        batch_size=batch,
+        seed=seed,
+        device=device,
+        amp=amp,
+    )
     t0 = time.perf_counter()
     train(cfg, resume=(out / "last.pt").exists(), progress=False, verbose=False)
     train_s = time.perf_counter() - t0
@@ -159,11 +246,17 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
     ]
     for name, per_variant in all_results.items():
         exp = EXPERIMENTS[name]
-        lines += [f"## {exp.title}", "", "| model | " + " | ".join(c[0] for c in exp.columns) + " |",
-                  "|---|" + "---|" * len(exp.columns)]
+        lines += [
+            f"## {exp.title}",
+            "",
+            "| model | " + " | ".join(c[0] for c in exp.columns) + " |",
+            "|---|" + "---|" * len(exp.columns),
+        ]
         for variant, results in per_variant.items():
-            cells = [_fmt([r[key] for r in results], scale) if all(key in r for r in results) else "n/a"
-                     for _, key, scale in exp.columns]
+            cells = [
+                _fmt([r[key] for r in results], scale) if all(key in r for r in results) else "n/a"
+                for _, key, scale in exp.columns
+            ]
             lines.append(f"| {variant} (ours, {len(results)} seeds) | " + " | ".join(cells) + " |")
             pub = PUBLISHED.get((name, variant))
             if pub:

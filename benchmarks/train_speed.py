@@ -122,14 +122,26 @@ def main(argv=None) -> int:
         for variant in variants:
             if env_id == "SEN-Teapot-v0" and variant == "full":
                 continue  # no pixel action of SO(3) to build "full" from
-            r = measure(env_id, variant, args.preset, args.batch_size, args.steps, args.warmup,
-                        args.amp, args.channels_last, device)
+            r = measure(
+                env_id,
+                variant,
+                args.preset,
+                args.batch_size,
+                args.steps,
+                args.warmup,
+                args.amp,
+                args.channels_last,
+                device,
+            )
             runs.append(r)
             ref = r["authors_transitions_per_s"]
             vs = f"  (authors: {ref:.1f}/s, x{r['transitions_per_s'] / ref:.1f})" if ref else ""
-            print(f"{env_id:15s} {variant:4s} {args.preset:5s} batch {args.batch_size:4d} amp={args.amp} "
-                  f"cl={args.channels_last!s:5s}: {r['step_s']:.3f} s/step, {r['transitions_per_s']:.0f} "
-                  f"transitions/s, build {r['build_s']:.2f} s, {r['params'] / 1e6:.2f} M params{vs}", flush=True)
+            print(
+                f"{env_id:15s} {variant:4s} {args.preset:5s} batch {args.batch_size:4d} amp={args.amp} "
+                f"cl={args.channels_last!s:5s}: {r['step_s']:.3f} s/step, {r['transitions_per_s']:.0f} "
+                f"transitions/s, build {r['build_s']:.2f} s, {r['params'] / 1e6:.2f} M params{vs}",
+                flush=True,
+            )
             if args.json:
                 with open(args.json, "a") as f:
                     f.write(json.dumps({**r, "machine": f"{platform.machine()} {os.cpu_count()} cores"}) + "\n")

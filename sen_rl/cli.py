@@ -60,9 +60,7 @@ def cmd_demo(args) -> int:
     out = Path(args.out)
     paths = []
     for env_id, kwargs, episodes, steps, warmup in DEMO_DOMAINS:
-        cfg = CollectConfig(
-            env_id, episodes, steps, seed=args.seed, warmup=warmup, twins=True, env_kwargs=kwargs
-        )
+        cfg = CollectConfig(env_id, episodes, steps, seed=args.seed, warmup=warmup, twins=True, env_kwargs=kwargs)
         path = out / f"{env_id}.h5"
         collect(cfg, path, overwrite=True, progress=not args.quiet)
         paths.append(path)
@@ -169,13 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .h5 file")
     p.add_argument("--warmup", type=int, default=0, help="random unrecorded steps after each reset")
-    p.add_argument(
-        "--actions", nargs="+", help="restrict discrete actions: directions (up right down left) or indices"
-    )
+    p.add_argument("--actions", nargs="+", help="restrict discrete actions: directions (up right down left) or indices")
     p.add_argument("--positive-torque", action="store_true", help="Reacher: second-joint torque >= 0 only")
-    p.add_argument(
-        "--twins", action="store_true", help="store re-rendered observations for every group element"
-    )
+    p.add_argument("--twins", action="store_true", help="store re-rendered observations for every group element")
     p.add_argument("--env-kwargs", type=_json_dict, default={}, help="JSON keyword arguments for gym.make")
     p.add_argument("--num-envs", type=int, default=0, help="parallel environments (0: one per core, max 8)")
     p.add_argument("--vectorization", choices=("async", "sync"), default="async")

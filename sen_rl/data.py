@@ -106,9 +106,7 @@ def allowed_actions(action_space: gym.Space, restriction: Sequence | None) -> np
         text = str(item).strip().lower()
         if text in GRID_DIRECTIONS:
             if n % 4:
-                raise ValueError(
-                    f"direction {text!r} only applies to the grid domains (object * 4 + direction)"
-                )
+                raise ValueError(f"direction {text!r} only applies to the grid domains (object * 4 + direction)")
             d = GRID_DIRECTIONS.index(text)
             out.update(range(d, n, 4))
         elif text.lstrip("-").isdigit() and 0 <= int(text) < n:
@@ -159,9 +157,7 @@ def _atomic_target(out: Path, overwrite: bool) -> Path:
     return out.with_name(f".{out.name}.tmp-{os.getpid()}")
 
 
-def collect(
-    config: CollectConfig, out: str | os.PathLike, overwrite: bool = False, progress: bool = True
-) -> Path:
+def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
     """Collect ``config.episodes`` rollouts into the HDF5 file ``out`` and return its path."""
     from tqdm.auto import tqdm
 
@@ -189,9 +185,7 @@ def collect(
         envs = gym.vector.SyncVectorEnv(fns)
 
     E, T, G = config.episodes, config.steps, len(symmetry.elements)
-    act_shape, act_dtype = (
-        (act_space.shape, np.float32) if isinstance(act_space, gym.spaces.Box) else ((), np.int64)
-    )
+    act_shape, act_dtype = (act_space.shape, np.float32) if isinstance(act_space, gym.spaces.Box) else ((), np.int64)
     frame_chunk = (1, min(T + 1, 32), *obs_space.shape)
     try:
         with h5py.File(tmp, "w") as f:
@@ -301,16 +295,12 @@ class RolloutDataset:
         if f.attrs.get("format") != FORMAT:
             raise DatasetError(f"{p} is not a sen-rl rollout file (no format={FORMAT!r} attribute)")
         if int(f.attrs.get("format_version", -1)) > FORMAT_VERSION:
-            raise DatasetError(
-                f"{p} has format version {f.attrs['format_version']}; upgrade sen-rl to read it"
-            )
+            raise DatasetError(f"{p} has format version {f.attrs['format_version']}; upgrade sen-rl to read it")
         if not bool(f.attrs.get("complete", False)):
             raise DatasetError(f"{p} is incomplete (its collection was interrupted); collect it again")
         missing = [k for k in self.REQUIRED if k not in f]
         if missing:
-            raise DatasetError(
-                f"{p} lacks the datasets {missing}; it is truncated or was not written by sen-rl"
-            )
+            raise DatasetError(f"{p} lacks the datasets {missing}; it is truncated or was not written by sen-rl")
         E, T1 = f["obs"].shape[:2]
         checks = {
             "actions": f["actions"].shape[:2] == (E, T1 - 1),

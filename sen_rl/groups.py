@@ -204,9 +204,7 @@ def matrix_to_quaternion(r) -> np.ndarray:
 
 #: The six "small" Teapot actions: rotations of 2 pi / 30 about +x, -x, +y, -y, +z, -z.
 TEAPOT_SMALL_ANGLE = 2 * np.pi / 30
-TEAPOT_SMALL_AXES = np.array(
-    [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64
-)
+TEAPOT_SMALL_AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- symmetry objects

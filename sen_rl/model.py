@@ -169,9 +169,7 @@ class WorldModel(nn.Module):
             return norm * diff.reshape(diff.shape[0], diff.shape[1], -1).sum(-1).mean(1)
         return norm * diff.reshape(diff.shape[0], -1).sum(-1)
 
-    def loss(
-        self, obs, action, next_obs, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
+    def loss(self, obs, action, next_obs, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The contrastive loss on a batch of transitions, with its parts."""
         x = torch.cat([self._obs_tensor(obs), self._obs_tensor(next_obs)])
         z_all = self.encoder(self.embedding(to_float_image(x)))
@@ -240,9 +238,7 @@ def build_model(
     """A fresh world model for ``env_id``; ``env_kwargs`` default to what the preset implies."""
     if env_kwargs is None:
         env_kwargs = dict(PRESET_ENV_KWARGS.get((env_id, preset), {}))
-    return WorldModel(
-        ModelConfig(env_id=env_id, variant=variant, preset=preset, env_kwargs=env_kwargs, **config)
-    )
+    return WorldModel(ModelConfig(env_id=env_id, variant=variant, preset=preset, env_kwargs=env_kwargs, **config))
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -208,8 +208,14 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True, log: bool = True,
-          verbose: bool = True, overwrite: bool = False) -> dict:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    log: bool = True,
+    verbose: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Train (or resume) a world model; returns the history and the paths of the checkpoints.
 
     ``progress`` shows a progress bar per epoch, ``verbose`` prints one line per epoch and
@@ -229,9 +235,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
         )
     if resume:
         if not last_path.exists():
-            raise FileNotFoundError(
-                f"--resume: no checkpoint {last_path} to resume from; drop --resume to start"
-            )
+            raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from; drop --resume to start")
         payload = read_checkpoint(last_path)
         saved = payload.get("train_config", {})
         for key in ("variant", "preset", "seed"):
@@ -248,9 +252,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
         for key in ("epochs", "batch_size"):
             if getattr(config, key) is None:
                 setattr(config, key, saved.get(key))
-    default_epochs, default_batch = (
-        PRESET_TRAINING[config.preset] if config.preset in PRESET_TRAINING else (1, 1)
-    )
+    default_epochs, default_batch = PRESET_TRAINING[config.preset] if config.preset in PRESET_TRAINING else (1, 1)
     config.epochs = config.epochs or default_epochs
     config.batch_size = config.batch_size or default_batch
     if config.batch_size < 2:
@@ -262,9 +264,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
     torch.manual_seed(config.seed)
     model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs)
     if tuple(model.obs_shape) != tuple(ds.obs_shape):
-        raise ValueError(
-            f"{config.data} holds observations {ds.obs_shape}, the model expects {model.obs_shape}"
-        )
+        raise ValueError(f"{config.data} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -300,11 +300,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log:
         rng = np.random.default_rng([config.seed, epoch])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         sums, count, t0, n_samples = {}, 0, time.perf_counter(), 0
-        total = (
-            len(stream)
-            if config.max_transitions is None
-            else max(1, config.max_transitions // config.batch_size)
-        )
+        total = len(stream) if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
         bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for step, (obs, act, nxt) in enumerate(stream.epoch(rng, config.max_transitions)):
             if autocast is not None:

@@ -53,9 +53,7 @@ def test_twins_are_rerendered_transformed_states(tmp_path):
                     np.testing.assert_array_equal(ds["twins/obs"][e, t, gi], np.rot90(ds["obs"][e, t], g))
             for t in range(3):
                 for gi, g in enumerate(env.symmetry.elements):
-                    assert ds["twins/actions"][e, t, gi] == env.symmetry.act_on_action(
-                        g, int(ds["actions"][e, t])
-                    )
+                    assert ds["twins/actions"][e, t, gi] == env.symmetry.act_on_action(g, int(ds["actions"][e, t]))
 
 
 def test_action_restriction(tmp_path):
@@ -79,9 +77,7 @@ def test_refuses_to_overwrite_and_keeps_old_file(tmp_path):
         _collect(tmp_path)
     # an overwrite that fails midway leaves the old file intact and no temporary behind
     with pytest.raises(ValueError):
-        collect(
-            CollectConfig("SEN-Shapes-v0", 2, 2, actions=["sideways"]), path, overwrite=True, progress=False
-        )
+        collect(CollectConfig("SEN-Shapes-v0", 2, 2, actions=["sideways"]), path, overwrite=True, progress=False)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 

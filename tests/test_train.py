@@ -94,9 +94,7 @@ def test_clear_errors(shapes_data, tmp_path):
         train(_cfg(shapes_data, tmp_path / "x", batch_size=1), progress=False, log=False, verbose=False)
     # resuming with data of another environment is refused
     train(_cfg(shapes_data, tmp_path / "run", epochs=1), progress=False, log=False, verbose=False)
-    cubes = collect(
-        CollectConfig("SEN-Cubes-v0", 3, 2, vectorization="sync"), tmp_path / "c.h5", progress=False
-    )
+    cubes = collect(CollectConfig("SEN-Cubes-v0", 3, 2, vectorization="sync"), tmp_path / "c.h5", progress=False)
     with pytest.raises(ValueError, match="SEN-Shapes-v0"):
         train(_cfg(cubes, tmp_path / "run", epochs=2), resume=True, progress=False, log=False, verbose=False)
     model = load_model(tmp_path / "run" / "last.pt")

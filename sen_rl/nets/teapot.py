@@ -203,14 +203,10 @@ class DownsamplingCNN(nn.Module):
             c = ch
             h, w = h // 2, w // 2
             if h < 1 or w < 1:
-                raise ValueError(
-                    f"observations of {in_shape[1]}x{in_shape[2]} are too small for 4 stride-2 convs"
-                )
+                raise ValueError(f"observations of {in_shape[1]}x{in_shape[2]} are too small for 4 stride-2 convs")
         self.conv = nn.Sequential(*layers)
         self.feature_shape = (c, h, w)
-        self.fc = nn.Sequential(
-            nn.Linear(c * h * w, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(), nn.Linear(fc, n_out)
-        )
+        self.fc = nn.Sequential(nn.Linear(c * h * w, fc), nn.ReLU(), nn.Linear(fc, fc), nn.ReLU(), nn.Linear(fc, n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).flatten(1))
@@ -312,9 +308,7 @@ def action_mode(action_space) -> str:
         return "small"
     if tuple(getattr(action_space, "shape", ()) or ()) == (3,):
         return "large"
-    raise ValueError(
-        f"Teapot actions are Discrete(6) or Box(-pi, pi, (3,)) rotation vectors, got {action_space}"
-    )
+    raise ValueError(f"Teapot actions are Discrete(6) or Box(-pi, pi, (3,)) rotation vectors, got {action_space}")
 
 
 def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
@@ -323,8 +317,7 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
     if variant == "full":
         raise ValueError(
             "Teapot has no 'full' variant: how 3D rotations act on the rendered pixels is unknown "
-            "(no pixel operation), so no equivariant pixel CNN exists; choose one of "
-            + ", ".join(TEAPOT_VARIANTS)
+            "(no pixel operation), so no equivariant pixel CNN exists; choose one of " + ", ".join(TEAPOT_VARIANTS)
         )
     check_choice("variant", variant, TEAPOT_VARIANTS)
     check_choice("preset", preset, PRESETS)
@@ -367,8 +360,7 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
             "action_encoding": (
                 "MatMul: A(a) @ z"
                 if equivariant
-                else ("one-hot [6]" if mode == "small" else "rotation vector [3]")
-                + " concatenated with z (9)"
+                else ("one-hot [6]" if mode == "small" else "rotation vector [3]") + " concatenated with z (9)"
             ),
             "sizes": dict(sizes),
         },

@@ -36,9 +36,7 @@ def assert_rotation(z: torch.Tensor, atol: float):
     assert torch.isfinite(z).all()
     eye = torch.eye(3, dtype=z.dtype).expand(z.shape)
     torch.testing.assert_close(z @ z.transpose(-1, -2), eye, atol=atol, rtol=0)
-    torch.testing.assert_close(
-        torch.linalg.det(z), torch.ones(z.shape[:-2], dtype=z.dtype), atol=atol, rtol=0
-    )
+    torch.testing.assert_close(torch.linalg.det(z), torch.ones(z.shape[:-2], dtype=z.dtype), atol=atol, rtol=0)
 
 
 def rel_err(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -167,9 +165,7 @@ def test_act_on_matrix():
     z = random_latents(4, rng)
     gb = torch.as_tensor(GROUP[:4])
     torch.testing.assert_close(act_on_matrix(gb, z), gb @ z)  # batched elements
-    torch.testing.assert_close(
-        act_on_matrix(GROUP[7], z.float()), torch.as_tensor(GROUP[7]).float() @ z.float()
-    )
+    torch.testing.assert_close(act_on_matrix(GROUP[7], z.float()), torch.as_tensor(GROUP[7]).float() @ z.float())
     with pytest.raises(ValueError, match="3, 3"):
         act_on_matrix(GROUP[1], z.reshape(4, 9))
 
