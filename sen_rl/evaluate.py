@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from sen_rl.data import RolloutDataset
-from sen_rl.groups import TEAPOT_SMALL_ANGLE, TEAPOT_SMALL_AXES, axis_angle_to_matrix, matrix_to_axis_angle
+from sen_rl.groups import (
+    TEAPOT_SMALL_ANGLE,
+    TEAPOT_SMALL_AXES,
+    axis_angle_to_matrix,
+    element_label,
+    is_identity,
+)
 from sen_rl.metrics import (
     distance_invariance_error,
     hard_hits_at_1,
@@ -51,35 +57,6 @@ QUARTER_TURN = {
 }
 
 _BATCH_BYTES = 64 << 20  # uint8 pixels read per batch, twins included
-
-
-# --------------------------------------------------------------------------- group elements
-
-
-def is_identity(g) -> bool:
-    a = np.asarray(g)
-    if a.ndim == 2:
-        return bool(np.allclose(a, np.eye(a.shape[0])))
-    if a.ndim == 1:  # D4 (f, k)
-        return bool(a[0] == 0 and a[1] % 4 == 0)
-    return int(a) % 4 == 0
-
-
-def element_label(g) -> str:
-    """A short readable name: ``rot90`` (C4), ``flip-rot90`` (D4, reflect then rotate), ``R(+x+y,180)`` (SO(3))."""
-    a = np.asarray(g)
-    if a.ndim == 0:
-        return f"rot{90 * (int(a) % 4)}"
-    if a.ndim == 1:
-        f, k = (int(x) for x in a)
-        return ("flip-" if f else "") + f"rot{90 * (k % 4)}"
-    if is_identity(a):
-        return "id"
-    v = matrix_to_axis_angle(a)
-    angle = float(np.linalg.norm(v))
-    axis = np.sign(np.round(v / angle, 6))
-    name = "".join(("+" if s > 0 else "-") + c for s, c in zip(axis, "xyz", strict=True) if s)
-    return f"R({name},{round(np.degrees(angle))})"
 
 
 # --------------------------------------------------------------------------- checks

@@ -207,6 +207,35 @@ TEAPOT_SMALL_ANGLE = 2 * np.pi / 30
 TEAPOT_SMALL_AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
 
 
+# --------------------------------------------------------------------------- names
+
+
+def is_identity(g) -> bool:
+    a = np.asarray(g)
+    if a.ndim == 2:
+        return bool(np.allclose(a, np.eye(a.shape[0])))
+    if a.ndim == 1:  # D4 (f, k)
+        return bool(a[0] == 0 and a[1] % 4 == 0)
+    return int(a) % 4 == 0
+
+
+def element_label(g) -> str:
+    """A short readable name: ``rot90`` (C4), ``flip-rot90`` (D4, reflect then rotate), ``R(+x+y,180)`` (SO(3))."""
+    a = np.asarray(g)
+    if a.ndim == 0:
+        return f"rot{90 * (int(a) % 4)}"
+    if a.ndim == 1:
+        f, k = (int(x) for x in a)
+        return ("flip-" if f else "") + f"rot{90 * (k % 4)}"
+    if is_identity(a):
+        return "id"
+    v = matrix_to_axis_angle(a)
+    angle = float(np.linalg.norm(v))
+    axis = np.sign(np.round(v / angle, 6))
+    name = "".join(("+" if s > 0 else "-") + c for s, c in zip(axis, "xyz", strict=True) if s)
+    return f"R({name},{round(np.degrees(angle))})"
+
+
 # --------------------------------------------------------------------------- symmetry objects
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sen_rl.groups import element_label
+
 
 def displayable(frame: np.ndarray) -> np.ndarray:
     """An observation as an RGB image: grayscale repeated, Reacher's stacked frames -> current."""
@@ -16,24 +18,6 @@ def displayable(frame: np.ndarray) -> np.ndarray:
     if frame.shape[-1] == 6:
         return frame[..., 3:]
     return frame
-
-
-def element_label(g) -> str:
-    g = np.asarray(g)
-    if g.ndim == 0:
-        return f"{int(g) * 90} deg"
-    if g.shape == (2,):
-        return ("flip, " if g[0] else "") + f"{int(g[1]) * 90} deg"
-    if g.shape == (3, 3):
-        from sen_rl.groups import matrix_to_axis_angle
-
-        v = matrix_to_axis_angle(g)
-        ang = np.degrees(np.linalg.norm(v))
-        if ang < 1e-6:
-            return "identity"
-        ax = np.round(v / np.linalg.norm(v), 2)
-        return f"{ang:.0f} deg about ({ax[0]:g},{ax[1]:g},{ax[2]:g})"
-    return str(g.tolist())
 
 
 def contact_sheet(datasets, out: str | os.PathLike, per_row: int = 12) -> Path:
