@@ -278,10 +278,13 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto")
     p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument(
+        "--workdir", default=".", help="datasets go to WORKDIR/data/reproduce, runs to WORKDIR/runs/reproduce"
+    )
     args = p.parse_args(argv)
 
-    data_root = Path("data/reproduce") / args.preset
-    runs = Path("runs/reproduce") / args.preset
+    data_root = Path(args.workdir) / "data/reproduce" / args.preset
+    runs = Path(args.workdir) / "runs/reproduce" / args.preset
     all_results: dict = {}
     for name in args.only or EXPERIMENTS:
         exp = EXPERIMENTS[name]
