@@ -246,6 +246,8 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
         "",
     ]
     for name, per_variant in all_results.items():
+        if not any(per_variant.values()):
+            continue  # nothing measured yet (--cached-only)
         exp = EXPERIMENTS[name]
         lines += [
             f"## {exp.title}",
@@ -254,6 +256,8 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
             "|---|" + "---|" * len(exp.columns),
         ]
         for variant, results in per_variant.items():
+            if not results:
+                continue
             cells = [
                 _fmt([r[key] for r in results], scale) if all(key in r for r in results) else "n/a"
                 for _, key, scale in exp.columns
@@ -279,6 +283,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto")
     p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument("--cached-only", action="store_true", help="only tabulate runs that already have eval.json")
     p.add_argument(
         "--workdir", default=".", help="datasets go to WORKDIR/data/reproduce, runs to WORKDIR/runs/reproduce"
     )
@@ -289,13 +294,18 @@ def main(argv=None) -> int:
     all_results: dict = {}
     for name in args.only or EXPERIMENTS:
         exp = EXPERIMENTS[name]
-        data = datasets(exp, args.preset, data_root)
+        if args.cached_only:
+            data = (data_root / f"{name}_train.h5", data_root / f"{name}_eval.h5")
+        else:
+            data = datasets(exp, args.preset, data_root)
         all_results[name] = {}
         for variant in exp.variants:
             if args.variants and variant not in args.variants:
                 continue
             all_results[name][variant] = []
             for seed in args.seeds:
+                if args.cached_only and not (runs / name / variant / f"seed{seed}" / "eval.json").exists():
+                    continue
                 r = run_one(exp, variant, seed, args.preset, data, runs, args.device, args.amp)
                 all_results[name][variant].append(r)
                 shown = ", ".join(f"{label} {r[key] * scale:.3g}" for label, key, scale in exp.columns if key in r)
