@@ -268,6 +268,9 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
                 lines.append(f"| {variant} (paper) | " + " | ".join(pub[: len(exp.columns)]) + " |")
         minutes = sum(r.get("train_seconds", 0) for rs in per_variant.values() for r in rs) / 60
         lines += ["", f"Training time, all runs of this table: {minutes:.0f} min.", ""]
+    notes = out.with_name(out.stem + "_findings.md")  # hand-written analysis kept beside the tables
+    if notes.exists():
+        lines += ["", notes.read_text()]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines))
