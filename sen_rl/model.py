@@ -39,6 +39,12 @@ PRESET_ENV_KWARGS = {
     ("SEN-Reacher-v0", "cpu"): {"size": 64},
 }
 
+#: keyword arguments of a domain's network builder that depend on the env, not on the preset:
+#: 2D Shapes is drawn on 10-pixel cells, which its cell-aligned SEN reads one cell at a time
+DEFAULT_NET_KWARGS = {
+    "SEN-Shapes-v0": {"cell": 10},
+}
+
 CHECKPOINT_FORMAT = "sen-rl-checkpoint"
 
 
@@ -52,6 +58,8 @@ class ModelConfig:
     env_kwargs: dict = field(default_factory=dict)
     hinge: float = 1.0
     sigma: float = 0.5
+    #: extra keywords for the domain's network builder; None: DEFAULT_NET_KWARGS of the env
+    net_kwargs: dict | None = None
 
 
 def _spaces(env_id: str, env_kwargs: dict):
@@ -106,7 +114,9 @@ class WorldModel(nn.Module):
         self.obs_shape = tuple(obs_space.shape)
         self.action_space = action_space
         module = importlib.import_module(f"sen_rl.nets.{DOMAIN_NETS[config.env_id]}")
-        nets: DomainNets = module.build(config.variant, config.preset, obs_space, action_space)
+        if config.net_kwargs is None:  # stored resolved, so a checkpoint never depends on later defaults
+            config.net_kwargs = dict(DEFAULT_NET_KWARGS.get(config.env_id, {}))
+        nets: DomainNets = module.build(config.variant, config.preset, obs_space, action_space, **config.net_kwargs)
         self.embedding, self.encoder, self.transition = nets.embedding, nets.encoder, nets.transition
         self.nets = nets
         self.symmetry = ModelSymmetry(env_symmetry, nets)
@@ -261,7 +271,8 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 def load_model(path: str | os.PathLike, map_location="cpu") -> WorldModel:
     """Rebuild a world model from a checkpoint alone (the config travels inside it)."""
     payload = read_checkpoint(path, map_location)
-    model = WorldModel(ModelConfig(**payload["config"]))
+    # checkpoints written before net_kwargs existed were built without any
+    model = WorldModel(ModelConfig(**{"net_kwargs": {}, **payload["config"]}))
     model.eval()
     try:
         model.load_state_dict(payload["model_state"])

@@ -262,7 +262,9 @@ def train(
 
     device = _device(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs)
+    # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
+    net_kwargs = None if payload is None else payload["config"].get("net_kwargs", {})
+    model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
     if tuple(model.obs_shape) != tuple(ds.obs_shape):
         raise ValueError(f"{config.data} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
     model.to(device)

@@ -173,6 +173,32 @@ class ObjectCNN(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
+class CellCNN(nn.Module):
+    """A cell-aligned SEN for pictures drawn on a grid of ``cell x cell`` pixel cells (2D Shapes).
+
+    C-SWM's small encoder: one ``cell x cell`` convolution with stride ``cell`` (BN, ReLU), a
+    1x1 convolution to one map per object, sigmoid; ``[B, C, H, W] -> [B, K, H/cell, W/cell]``.
+    Its weights are unconstrained, but each map entry sees exactly one cell, so on pictures whose
+    cells hold quarter-turn-symmetric sprites (2D Shapes) ``S(rot90(x)) = rot90(S(x))`` holds
+    exactly, whatever the weights: the reason the paper reports EE(S) = 0.00 on 2D Shapes for
+    the CNN baseline and for its SEN alike. A 3x3 stack (:class:`ObjectCNN`) sees neighbouring
+    cells; trained on "up" moves only it learns vertically smeared maps that are not
+    quarter-turn equivariant (docs/RESULTS_findings.md).
+    """
+
+    def __init__(self, in_channels: int, channels: int, n_objects: int, cell: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, channels, cell, stride=cell),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, n_objects, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
 class C4EquivariantCNN(nn.Module):
     """The "full" embedding: a C4-equivariant CNN on pixels (escnn), 3 trivial fields -> K trivial maps.
 
@@ -330,8 +356,13 @@ class GraphTransition(nn.Module):
 # --------------------------------------------------------------------------- build
 
 
-def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
-    """Networks of the grid domains (C4 x S_K); see the module docstring for the conventions."""
+def build(variant: str, preset: str, obs_space, action_space, cell: int | None = None) -> DomainNets:
+    """Networks of the grid domains (C4 x S_K); see the module docstring for the conventions.
+
+    ``cell``: pictures drawn on a grid of ``cell``-pixel cells (2D Shapes): ``"sen"`` and
+    ``"none"`` then use the cell-aligned :class:`CellCNN` (maps of one number per cell) instead
+    of the 3x3 stack; ``"full"`` keeps its escnn CNN. ``None`` (3D Blocks): the 3x3 stack.
+    """
     check_choice("variant", variant, VARIANTS)
     check_choice("preset", preset, PRESETS)
     sizes = PRESET_SIZES[preset]
@@ -342,11 +373,15 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
     n_objects = n_actions // 4
     c, pool = sizes["c"], sizes["pool"]
     latent_dim = 4 * c
+    if cell is not None and variant != "full":
+        pool = int(cell)  # the maps have one entry per cell
     if height != width or height % pool:
         raise ValueError(f"grid images must be square with a side divisible by {pool}; got {height}x{width}")
 
     if variant == "full":
         embedding: nn.Module = C4EquivariantCNN(channels, max(1, sizes["cnn"] // 4), n_objects, pool=pool)
+    elif cell is not None:
+        embedding = CellCNN(channels, sizes["cnn"], n_objects, cell=pool)
     else:
         embedding = ObjectCNN(channels, sizes["cnn"], n_objects, pool=pool)
     height, width = height // pool, width // pool
@@ -374,6 +409,7 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
             "embedding_shape": (n_objects, height, width),
             "action_encoding": "one-hot [B, K, 4]: object a//4 gets 1 at rotation index a%4",
             "sizes": dict(sizes),
+            "embedding": type(embedding).__name__,
         },
     )
 

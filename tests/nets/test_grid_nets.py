@@ -309,3 +309,57 @@ def test_gradients_reach_every_parameter():
         for m in (nets.embedding, nets.encoder, nets.transition):
             for name, p in m.named_parameters():
                 assert p.grad is not None and p.grad.abs().sum() > 0, (variant, name)
+
+
+# --------------------------------------------------------------------------- cell-aligned SEN (2D Shapes)
+
+
+@pytest.mark.parametrize("variant", ["sen", "none"])
+def test_cell_embedding_exactly_equivariant_on_shapes_worlds(variant):
+    """2D Shapes' SEN reads one 10-pixel cell per map entry: with random, unconstrained weights it
+    is exactly equivariant on rendered worlds, for every quarter turn (the sprites are symmetric)."""
+    from sen_rl.envs.shapes import ShapesEnv
+
+    torch.manual_seed(4)
+    nets = eval_nets(grid.build(variant, "smoke", OBS, ACT, cell=10), torch.float64)
+    assert isinstance(nets.embedding, grid.CellCNN) and nets.info["embedding_shape"] == (K_OBJ, 5, 5)
+    env = ShapesEnv()
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        states = [c4_rotate_cells(k, info["state"], 5) for k in C4_ELEMENTS]
+        x = torch.as_tensor(np.stack([env.render_state(s) for s in states])).permute(0, 3, 1, 2).double() / 255
+        with torch.no_grad():
+            v = nets.embedding(x)
+        assert v.shape == (4, K_OBJ, 5, 5)
+        for k in C4_ELEMENTS:
+            assert torch.equal(v[k], nets.act_on_embedding(k, v[0]))
+    # but it is no equivariant network: on unstructured pixels quarter turns change its output
+    x = torch.rand(2, 3, 50, 50, dtype=torch.float64)
+    with torch.no_grad():
+        assert (
+            rel_err(nets.embedding(torch.rot90(x, 1, dims=(-2, -1))), torch.rot90(nets.embedding(x), 1, dims=(-2, -1)))
+            > 1e-2
+        )
+
+
+def test_cell_embedding_needs_whole_cells():
+    with pytest.raises(ValueError, match="divisible by 10"):
+        grid.build("sen", "smoke", gym.spaces.Box(0, 255, (45, 45, 3), np.uint8), ACT, cell=10)
+    full = grid.build("full", "smoke", OBS, ACT, cell=10)  # "full" keeps its escnn CNN
+    assert isinstance(full.embedding, grid.C4EquivariantCNN)
+
+
+def test_shapes_models_default_to_the_cell_embedding_and_old_checkpoints_load(tmp_path):
+    from sen_rl.model import build_model, load_model
+
+    m = build_model("SEN-Shapes-v0", "sen", "smoke")
+    assert m.config.net_kwargs == {"cell": 10} and isinstance(m.embedding, grid.CellCNN)
+    assert build_model("SEN-Cubes-v0", "sen", "smoke").config.net_kwargs == {}
+    # a checkpoint written before net_kwargs existed holds a 3x3-stack Shapes model
+    old = build_model("SEN-Shapes-v0", "sen", "smoke", net_kwargs={})
+    assert isinstance(old.embedding, grid.ObjectCNN)
+    old.save(tmp_path / "old.pt")
+    payload = torch.load(tmp_path / "old.pt", weights_only=False)
+    del payload["config"]["net_kwargs"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert isinstance(load_model(tmp_path / "old.pt").embedding, grid.ObjectCNN)
