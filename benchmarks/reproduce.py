@@ -1,7 +1,7 @@
 """Reproduce the paper's tables: Teapot, unseen actions (2D Shapes, 3D Blocks), Reacher.
 
     python -m benchmarks.reproduce --preset cpu                        # everything, 3 seeds
-    python -m benchmarks.reproduce --preset cpu --only shapes_up teapot --seeds 0 1 2
+    python -m benchmarks.reproduce --preset cpu --only shapes_up       # one table
     python -m benchmarks.reproduce --preset paper --device cuda        # published sizes, GPU
 
 Datasets go to ``data/reproduce/<preset>/``, runs to ``runs/reproduce/<preset>/<experiment>/
@@ -313,7 +313,9 @@ def main(argv=None) -> int:
                 all_results[name][variant].append(r)
                 shown = ", ".join(f"{label} {r[key] * scale:.3g}" for label, key, scale in exp.columns if key in r)
                 print(f"{name} {variant} seed {seed}: {shown}", flush=True)
-        command = "python -m benchmarks.reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
+        # --cached-only only re-tabulates: record the command that trains what it shows
+        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--cached-only"]
+        command = "python -m benchmarks.reproduce " + " ".join(given)
         write_results(all_results, args.preset, args.seeds, command.strip(), Path(args.results))
     print(f"tables written to {args.results}")
     return 0
