@@ -139,6 +139,7 @@ def cmd_train(args) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
         seed=args.seed,
         device=args.device,
         amp=args.amp,
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="default per preset: smoke 2, cpu 20, paper 100")
     p.add_argument("--batch-size", type=int, help="default per preset: smoke 64, cpu 256, paper 1024")
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument(
+        "--lr-schedule", choices=("constant", "cosine"), default="constant", help="cosine: lr falls to 0 at the end"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision")

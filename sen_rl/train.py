@@ -50,6 +50,8 @@ class TrainConfig:
     """Transitions per batch (default per preset)."""
     lr: float = 5e-4
     """Adam learning rate (the paper's 5e-4)."""
+    lr_schedule: str = "constant"
+    """``constant`` (the paper's) or ``cosine``: the rate falls from ``lr`` to 0 over all steps."""
     seed: int = 0
     """Seeds weights, data order and negatives."""
     device: str = "auto"
@@ -64,6 +66,14 @@ class TrainConfig:
     """Train on at most this many transitions per epoch (None: all)."""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default)."""
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def cosine_lr(base: float, step: int, total_steps: int) -> float:
+    """Cosine decay from ``base`` at step 0 to 0 at ``total_steps``."""
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
 PRESET_TRAINING = {"smoke": (2, 64), "cpu": (20, 256), "paper": (100, 1024)}
@@ -238,7 +248,7 @@ def train(
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from; drop --resume to start")
         payload = read_checkpoint(last_path)
         saved = payload.get("train_config", {})
-        for key in ("variant", "preset", "seed"):
+        for key in ("variant", "preset", "seed", "lr_schedule"):
             if key in saved and saved[key] != getattr(config, key):
                 raise ValueError(
                     f"--resume: {last_path} was trained with {key}={saved[key]!r}, not {getattr(config, key)!r}"
@@ -255,6 +265,8 @@ def train(
     default_epochs, default_batch = PRESET_TRAINING[config.preset] if config.preset in PRESET_TRAINING else (1, 1)
     config.epochs = config.epochs or default_epochs
     config.batch_size = config.batch_size or default_batch
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
     if config.batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (negatives come from the batch), got {config.batch_size}")
     if config.threads:
@@ -297,6 +309,8 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=autocast is not None and autocast.fast_dtype == torch.float16)
     if payload is not None and payload.get("scaler_state"):
         scaler.load_state_dict(payload["scaler_state"])
+    # at most the steps an epoch takes, a last partial batch included: the cosine curve's length
+    n_steps = len(stream) + 1 if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
     model.train()
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
@@ -305,6 +319,10 @@ def train(
         total = len(stream) if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
         bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for step, (obs, act, nxt) in enumerate(stream.epoch(rng, config.max_transitions)):
+            if config.lr_schedule == "cosine":
+                # a function of the step alone, so a resumed run follows the same curve
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(config.lr, epoch * n_steps + step, config.epochs * n_steps)
             if autocast is not None:
                 with autocast:
                     parts = model.loss(obs, act, nxt, generator=gen)

@@ -6,7 +6,7 @@ import torch
 
 from sen_rl.data import CollectConfig, collect
 from sen_rl.model import WorldModel, load_model
-from sen_rl.train import TrainConfig, TrainingDiverged, train
+from sen_rl.train import TrainConfig, TrainingDiverged, cosine_lr, train
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,24 @@ def _weights(path):
     return torch.load(path, weights_only=False)["model_state"]
 
 
-def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path):
-    train(_cfg(shapes_data, tmp_path / "a", epochs=2), progress=False, log=False, verbose=False)
-    train(_cfg(shapes_data, tmp_path / "b", epochs=1), progress=False, log=False, verbose=False)
-    train(_cfg(shapes_data, tmp_path / "b", epochs=2), resume=True, progress=False, log=False, verbose=False)
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path, schedule, monkeypatch):
+    kw = dict(lr_schedule=schedule)
+    train(_cfg(shapes_data, tmp_path / "a", epochs=2, **kw), progress=False, log=False, verbose=False)
+    # a 2-epoch run killed in epoch 2, before its checkpoint (a cosine curve depends on the total)
+    real_save, calls = WorldModel.save, {"n": 0}
+
+    def save_then_die(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_save(self, *a, **k)
+
+    monkeypatch.setattr(WorldModel, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(shapes_data, tmp_path / "b", epochs=2, **kw), progress=False, log=False, verbose=False)
+    monkeypatch.setattr(WorldModel, "save", real_save)
+    train(_cfg(shapes_data, tmp_path / "b", epochs=2, **kw), resume=True, progress=False, log=False, verbose=False)
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
@@ -45,6 +59,21 @@ def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path):
     ha = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["history"]
     hb = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["history"]
     assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
+
+
+def test_cosine_schedule_values_and_resume_check(shapes_data, tmp_path):
+    assert cosine_lr(1e-3, 0, 100) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 50, 100) == pytest.approx(5e-4)
+    assert cosine_lr(1e-3, 100, 100) == pytest.approx(0.0)
+    assert cosine_lr(1e-3, 25, 100) == pytest.approx(0.5e-3 * (1 + np.cos(np.pi / 4)))
+    train(_cfg(shapes_data, tmp_path, epochs=1, lr_schedule="cosine"), progress=False, log=False, verbose=False)
+    # the optimiser ran its last step near the end of the curve, far below the base rate
+    lr = torch.load(tmp_path / "last.pt", weights_only=False)["optimizer_state"]["param_groups"][0]["lr"]
+    assert 0 < lr < 0.2 * 5e-4
+    with pytest.raises(ValueError, match="lr_schedule='cosine'"):
+        train(_cfg(shapes_data, tmp_path, epochs=2), resume=True, progress=False, log=False, verbose=False)
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        train(_cfg(shapes_data, tmp_path / "x", epochs=1, lr_schedule="step"), progress=False, log=False)
 
 
 def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
