@@ -59,7 +59,12 @@ def teapot_traversals(checkpoint: str, out: str, seed: int = 0) -> Path:
         frames = np.stack([env.render_state(s) for s in states])
         z_enc = model.encode(frames).reshape(len(frames), -1).numpy()
         z0 = model.encode(frames[:1])
-        z_pred = model.rollout(z0, np.full((1, TRAVERSAL_STEPS), action)).reshape(TRAVERSAL_STEPS, -1).numpy()
+        if isinstance(model.action_space, gym.spaces.Discrete):
+            actions = np.full((1, TRAVERSAL_STEPS), action)
+        else:  # a large-action model takes the same turn as a rotation vector
+            vec = (TEAPOT_SMALL_AXES[action] * TEAPOT_SMALL_ANGLE).astype(np.float32)
+            actions = np.broadcast_to(vec, (1, TRAVERSAL_STEPS, 3)).copy()
+        z_pred = model.rollout(z0, actions).reshape(TRAVERSAL_STEPS, -1).numpy()
         z_pred = np.concatenate([z_enc[:1], z_pred])
         k = np.arange(TRAVERSAL_STEPS + 1)
         # the diagonal of the 3x3 latent: one entry of each row, so every traversal moves two

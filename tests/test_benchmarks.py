@@ -1,5 +1,7 @@
 """The benchmark scripts run end to end at tiny sizes and write what they promise."""
 
+import pytest
+
 from benchmarks import collect_speed, reproduce
 
 
@@ -40,3 +42,19 @@ def test_collect_speed_reports_every_run(capsys):
     )
     out = capsys.readouterr().out
     assert "| SEN-Shapes-v0 | no |" in out and "| SEN-Shapes-v0 | yes |" in out
+
+
+@pytest.mark.parametrize("actions", ["small", "large"])
+def test_teapot_plot_takes_either_action_space(tmp_path, actions):
+    import gymnasium as gym
+    from PIL import Image
+
+    import sen_rl
+    from benchmarks import plots
+
+    model = sen_rl.build_model("SEN-Teapot-v0", "sen", "smoke", env_kwargs={"actions": actions})
+    assert isinstance(model.action_space, gym.spaces.Box) == (actions == "large")
+    ckpt = model.save(tmp_path / "model.pt")
+    out = plots.teapot_traversals(str(ckpt), str(tmp_path / "traversals.png"))
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width > im.height > 100
