@@ -1,7 +1,9 @@
 """Every group convention of sen-rl, in one place.
 
 Environments, networks and metrics all read the conventions below, so that "a quarter
-turn" or "a reflection" means the same thing everywhere.
+turn" or "a reflection" means the same thing everywhere. Each group's actions on world
+states, MDP actions, embeddings V and latents Z (``rho_V``, ``rho_Z``) live here once;
+the networks and the environments import them.
 
 Groups and how their elements are written:
 
@@ -20,14 +22,38 @@ Groups and how their elements are written:
   ``g z`` and on an action (itself a rotation) as ``g a g^-1``. The finite set we test and
   evaluate with is the 24-element rotation group of the cube (:func:`octahedral_group`),
   which maps the six discrete actions (+-x, +-y, +-z) onto each other.
+
+Functions on MDP actions and SO(3) matrices take numpy arrays (and ints) as the
+environments give them, or torch tensors as the networks give them, and answer in kind.
+The actions on embeddings and latents are torch only. This module never imports torch
+itself (environment workers stay torch-free): it only uses torch when handed a tensor.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+
+
+def _is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor; without importing torch (no tensor exists before it is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.is_tensor(x)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)  # shared constants: an in-place edit would change every user's group
+    return a
+
 
 # --------------------------------------------------------------------------- C4 / grids
 
@@ -35,10 +61,12 @@ GRID_DIRECTIONS = ("up", "right", "down", "left")
 #: (row, col) displacement of each direction, row 0 at the top of the image.
 GRID_DELTAS = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)], dtype=np.int64)
 C4_ELEMENTS: tuple[int, ...] = (0, 1, 2, 3)
+#: One counter-clockwise quarter turn (the reference element of ``ee_quarter``).
+C4_QUARTER_TURN: int = 1
 
 
 def c4_rotate_cells(k: int, cells: np.ndarray, width: int) -> np.ndarray:
-    """Rotate grid cells ``[..., 2]`` (row, col) by ``k`` counter-clockwise quarter turns."""
+    """Rotate grid cells ``[..., 2]`` (row, col) by ``k`` counter-clockwise quarter turns (world states)."""
     out = np.asarray(cells).copy()
     for _ in range(k % 4):
         r, c = out[..., 0].copy(), out[..., 1].copy()
@@ -46,15 +74,37 @@ def c4_rotate_cells(k: int, cells: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def c4_rotate_direction(k: int, direction):
-    """Direction index after ``k`` counter-clockwise quarter turns (up -> left for k=1)."""
-    return (np.asarray(direction) - k) % 4
+def c4_rotate_grid_action(k: int, action: ArrayLike | torch.Tensor) -> int | np.ndarray | torch.Tensor:
+    """``rho_A(k)`` on grid actions ``object * 4 + direction``: direction ``d -> (d - k) mod 4``.
+
+    Acts on the MDP's action space. An int gives an int of the same type, an array or list
+    a numpy array, an (integer) torch tensor a tensor of the same dtype and device.
+    """
+    k = int(k) % 4
+    a = action if _is_tensor(action) else np.asarray(action)
+    out = (a // 4) * 4 + (a % 4 - k) % 4
+    return type(action)(out) if isinstance(action, int | np.integer) else out
 
 
-def c4_rotate_grid_action(k: int, action):
-    """Grid action ``object * 4 + direction`` after ``k`` quarter turns (object unchanged)."""
-    action = np.asarray(action)
-    return (action // 4) * 4 + c4_rotate_direction(k, action % 4)
+def c4_act_on_embedding(k: int, v: torch.Tensor) -> torch.Tensor:
+    """``rho_V(k) v``: ``k`` counter-clockwise quarter turns of maps ``[..., H, W]`` (the grid embedding V).
+
+    The same direction as ``np.rot90`` on the ``[H, W]`` axes, so also the action on pixels.
+    """
+    import torch
+
+    return torch.rot90(v, int(k) % 4, dims=(-2, -1))
+
+
+def c4_act_on_latent(k: int, z: torch.Tensor) -> torch.Tensor:
+    """``rho_Z(k) z`` on the grid latent Z: C4-regular fields laid out ``[..., 4 * c]``, rotation index last.
+
+    ``(rho_Z(k) z)[i, r] = z[i, (r + k) mod 4]``: a roll by ``-k`` of each field's 4 numbers.
+    """
+    import torch
+
+    shape = z.shape
+    return torch.roll(z.reshape(*shape[:-1], -1, 4), shifts=-(int(k) % 4), dims=-1).reshape(shape)
 
 
 def c4_compose(k1: int, k2: int) -> int:
@@ -68,12 +118,22 @@ def c4_inverse(k: int) -> int:
 
 # --------------------------------------------------------------------------- D4 / plane
 
+#: Also the order of escnn's ``dihedral_group(4).elements`` (the tests check it), which
+#: fixes the basis of a D4-regular field: number ``a`` belongs to element ``D4_ELEMENTS[a]``.
 D4_ELEMENTS: tuple[tuple[int, int], ...] = tuple((f, k) for f in (0, 1) for k in range(4))
+#: One counter-clockwise quarter turn, no reflection (the reference element of ``ee_quarter``).
+D4_QUARTER_TURN: tuple[int, int] = (0, 1)
 
 
-def rotation_2d(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s], [s, c]])
+def d4_element(g: ArrayLike) -> tuple[int, int]:
+    """``g`` as a D4 element ``(f, k)`` of plain ints, or a ValueError naming the valid ones."""
+    try:
+        t = tuple(int(x) for x in g)
+    except TypeError as e:
+        raise ValueError(f"a D4 element is a pair (f, k), got {g!r}") from e
+    if t not in D4_ELEMENTS:
+        raise ValueError(f"{g!r} is not a D4 element; use one of {D4_ELEMENTS}")
+    return t
 
 
 def d4_matrix(g: tuple[int, int]) -> np.ndarray:
@@ -100,18 +160,63 @@ def d4_inverse(g: tuple[int, int]) -> tuple[int, int]:
     return (f, k) if f else (0, (-k) % 4)
 
 
-def d4_act_on_angle(g: tuple[int, int], angle):
-    """A base-joint angle (measured from the world x axis) under ``g``."""
-    f, k = g
-    return (-np.asarray(angle) if f else np.asarray(angle)) + k * np.pi / 2
-
-
 def d4_flip_sign(g: tuple[int, int]) -> int:
     """The "rho_flip" representation: -1 for reflections, +1 for rotations."""
     return -1 if g[0] else 1
 
 
+def d4_act_on_action(g: tuple[int, int], action: ArrayLike | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """``rho_A(g)`` on Reacher's torques (the MDP's action space): ``-a`` for reflections, ``a`` for rotations.
+
+    numpy (or lists) in, numpy out with the input's dtype; a torch tensor in, a tensor out.
+    """
+    sign = d4_flip_sign(d4_element(g))
+    if _is_tensor(action):
+        return action * sign
+    a = np.asarray(action)
+    return (sign * a).astype(a.dtype)
+
+
+def d4_act_on_embedding(g: tuple[int, int], v: torch.Tensor) -> torch.Tensor:
+    """``rho_V(g) v`` on scalar maps ``[..., H, W]`` (Reacher's embedding V, and its pixels).
+
+    Flips the rows ``f`` times (world ``(x, y) -> (x, -y)``, as image rows grow with ``-y``),
+    then ``torch.rot90(., k, dims=(-2, -1))`` (counter-clockwise as seen with +y up).
+    """
+    import torch
+
+    f, k = d4_element(g)
+    if f:
+        v = torch.flip(v, dims=(-2,))
+    return torch.rot90(v, k, dims=(-2, -1)) if k else v
+
+
+@functools.lru_cache(maxsize=1)
+def d4_regular_permutations() -> np.ndarray:
+    """``perm[i, a]``: ``(rho_reg(g_i) x)[a] = x[perm[i, a]]`` for ``g_i = D4_ELEMENTS[i]`` (read-only).
+
+    Number ``a`` of a regular field belongs to ``h_a = D4_ELEMENTS[a]`` and the regular
+    representation maps ``e_h`` to ``e_{g h}``, so entry ``a`` of ``rho_reg(g) x`` reads
+    element ``g^-1 h_a``. This is escnn's regular representation in escnn's basis order
+    (the tests compare the two entry by entry), computed without escnn.
+    """
+    perm = [[D4_ELEMENTS.index(d4_compose(d4_inverse(g), h)) for h in D4_ELEMENTS] for g in D4_ELEMENTS]
+    return _read_only(np.array(perm, dtype=np.int64))
+
+
+def d4_act_on_latent(g: tuple[int, int], z: torch.Tensor) -> torch.Tensor:
+    """``rho_Z(g) z`` on Reacher's latent Z: ``z [..., 8 n]``, ``n`` D4-regular fields (field-major)."""
+    import torch
+
+    perm = torch.tensor(d4_regular_permutations()[D4_ELEMENTS.index(d4_element(g))], device=z.device)
+    shape = z.shape
+    return z.reshape(*shape[:-1], -1, len(D4_ELEMENTS))[..., perm].reshape(shape)
+
+
 # --------------------------------------------------------------------------- SO(3)
+
+#: One counter-clockwise quarter turn about world z (the reference element of ``ee_quarter``).
+SO3_QUARTER_TURN: np.ndarray = _read_only(np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
 
 
 def octahedral_group() -> np.ndarray:
@@ -133,8 +238,14 @@ def octahedral_group() -> np.ndarray:
     return out
 
 
-def axis_angle_to_matrix(v) -> np.ndarray:
-    """Rodrigues' formula for rotation vectors ``[..., 3]`` (axis * angle) -> ``[..., 3, 3]``."""
+def axis_angle_to_matrix(v: ArrayLike | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Rodrigues' formula for rotation vectors ``[..., 3]`` (axis * angle) -> ``[..., 3, 3]``.
+
+    numpy in: float64 out. A torch tensor in: a tensor of its dtype, finite and
+    differentiable everywhere (``sin(t)/t`` and ``(1 - cos t)/t^2`` by Taylor series near 0).
+    """
+    if _is_tensor(v):
+        return _axis_angle_to_matrix_torch(v)
     v = np.asarray(v, dtype=np.float64)
     theta = np.linalg.norm(v, axis=-1, keepdims=True)
     axis = np.where(theta > 1e-12, v / np.maximum(theta, 1e-12), 0.0)
@@ -144,6 +255,24 @@ def axis_angle_to_matrix(v) -> np.ndarray:
     th = theta[..., None]
     eye = np.broadcast_to(np.eye(3), kmat.shape)
     return eye + np.sin(th) * kmat + (1 - np.cos(th)) * kmat @ kmat
+
+
+def _axis_angle_to_matrix_torch(v: torch.Tensor) -> torch.Tensor:
+    """``R = I + sin(t)/t K + (1 - cos t)/t^2 K^2`` with ``K = skew(v)``, ``t = |v|``."""
+    import torch
+
+    theta2 = v.square().sum(-1)
+    small = theta2 < 1e-8
+    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = theta2_safe.sqrt()
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    # (1 - cos t) / t^2, written without the cancellation of 1 - cos t
+    b = torch.where(small, 0.5 - theta2 / 24, 2 * torch.sin(theta / 2).square() / theta2_safe)
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
+    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
 
 
 def matrix_to_axis_angle(r) -> np.ndarray:
@@ -202,9 +331,80 @@ def matrix_to_quaternion(r) -> np.ndarray:
     return q if q[0] >= 0 else -q
 
 
+#: Teapot's action spaces: ``"small"`` (``Discrete(6)``) and ``"large"`` (rotation vectors).
+TEAPOT_ACTION_MODES: tuple[str, ...] = ("small", "large")
 #: The six "small" Teapot actions: rotations of 2 pi / 30 about +x, -x, +y, -y, +z, -z.
 TEAPOT_SMALL_ANGLE = 2 * np.pi / 30
 TEAPOT_SMALL_AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
+#: The six small actions as rotation matrices ``[6, 3, 3]`` (float64).
+TEAPOT_SMALL_ROTATIONS: np.ndarray = _read_only(axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES))
+
+
+def _torch_matrices(g: ArrayLike | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``g`` (``[3, 3]`` or ``[..., 3, 3]``, numpy or torch) as a tensor on ``like``'s device, in its float dtype."""
+    import torch
+
+    dtype = like.dtype if like.is_floating_point() else torch.float64
+    g = g if torch.is_tensor(g) else torch.from_numpy(np.array(g, dtype=np.float64))
+    g = g.to(device=like.device, dtype=dtype)
+    if g.shape[-2:] != (3, 3):
+        raise ValueError(f"an SO(3) group element is a 3x3 rotation matrix, got shape {tuple(g.shape)}")
+    return g
+
+
+def so3_act_on_matrix(g: ArrayLike | torch.Tensor, z: ArrayLike | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """``g @ z`` for ``z [..., 3, 3]``: SO(3) on Teapot's world states (orientations), embedding V and latent Z.
+
+    ``g`` is ``[3, 3]`` or batched ``[..., 3, 3]``. A torch ``z`` gives a tensor in ``z``'s
+    dtype and device; numpy gives numpy.
+    """
+    z = z if _is_tensor(z) else np.asarray(z)
+    if tuple(z.shape[-2:]) != (3, 3):
+        raise ValueError(f"SO(3) acts here on [..., 3, 3] matrices, got shape {tuple(z.shape)}")
+    if _is_tensor(z):
+        return _torch_matrices(g, z) @ z
+    return np.asarray(g) @ z
+
+
+def teapot_act_on_small_action(
+    g: ArrayLike | torch.Tensor, action: ArrayLike | torch.Tensor
+) -> int | np.ndarray | torch.Tensor:
+    """``rho_A(g) a = g a g^-1`` on small Teapot actions (indices into :data:`TEAPOT_SMALL_AXES`).
+
+    ``g R(theta, n) g^-1 = R(theta, g n)``: the angle stays and axis ``n_a`` moves to ``g n_a``,
+    which must be one of the six axes (``g`` a rotation of the cube), else ValueError. ``g``
+    is ``[3, 3]`` or batched ``[..., 3, 3]``. An int gives an int of the same type, an array a
+    numpy int64 array, an integer tensor a tensor of the same dtype and device.
+    """
+    if _is_tensor(action):
+        import torch
+
+        axes = torch.tensor(TEAPOT_SMALL_AXES, device=action.device)
+        g, index = _torch_matrices(g, axes), action.long()
+    else:
+        axes, g, index = TEAPOT_SMALL_AXES, np.asarray(g, dtype=np.float64), np.asarray(action)
+    moved = (g @ axes[index][..., None])[..., 0]  # g n_a, [..., 3]
+    out = (moved @ axes.T).argmax(-1)
+    if bool((abs(moved - axes[out]) > 1e-6).any()):
+        raise ValueError("g does not map the six small-action axes onto each other; use a cube rotation")
+    if _is_tensor(action):
+        return out.to(action.dtype)
+    return type(action)(out) if isinstance(action, int | np.integer) else out
+
+
+def teapot_act_on_large_action(
+    g: ArrayLike | torch.Tensor, action: ArrayLike | torch.Tensor
+) -> np.ndarray | torch.Tensor:
+    """``rho_A(g) a = g a g^-1`` on large Teapot actions (rotation vectors ``[..., 3]``): ``a -> g a``.
+
+    The conjugate of a rotation by ``theta`` about ``n`` turns by ``theta`` about ``g n``, so the
+    rotation vector rotates. numpy in: float32 out (the action space's dtype); a float tensor
+    in: a tensor of its dtype and device.
+    """
+    if _is_tensor(action):
+        return (_torch_matrices(g, action) @ action[..., None])[..., 0]
+    a = np.asarray(action, dtype=np.float64)
+    return (np.asarray(g, dtype=np.float64) @ a[..., None])[..., 0].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- names
@@ -280,8 +480,7 @@ class GridSymmetry(Symmetry):
 
     def act_on_action(self, g, action):
         self._check(g)
-        out = c4_rotate_grid_action(g, action)
-        return type(action)(out) if isinstance(action, int | np.integer) else out
+        return c4_rotate_grid_action(g, action)
 
 
 def grid_symmetry(width: int = 5) -> GridSymmetry:
@@ -328,7 +527,7 @@ class ReacherSymmetry(Symmetry):
 
     def act_on_action(self, g, action):
         self._check(g)
-        return (d4_flip_sign(tuple(g)) * np.asarray(action)).astype(np.asarray(action).dtype)
+        return d4_act_on_action(g, action)
 
 
 def reacher_symmetry() -> ReacherSymmetry:
@@ -350,19 +549,13 @@ class TeapotSymmetry(Symmetry):
 
     def act_on_state(self, g, state):
         self._check(g)
-        return np.asarray(g) @ np.asarray(state)
+        return so3_act_on_matrix(g, state)
 
     def act_on_action(self, g, action):
         self._check(g)
-        g = np.asarray(g)
         if self.actions == "small":
-            a = np.asarray(action)
-            # g R(theta, n) g^-1 = R(theta, g n): the axis moves, the angle stays
-            axes = TEAPOT_SMALL_AXES[a] @ g.T
-            idx = np.argmax(axes @ TEAPOT_SMALL_AXES.T, axis=-1)
-            return type(action)(idx) if isinstance(action, int | np.integer) else idx
-        # continuous actions are rotation vectors: the same rule applies to the vector
-        return (np.asarray(action, dtype=np.float64) @ g.T).astype(np.float32)
+            return teapot_act_on_small_action(g, action)
+        return teapot_act_on_large_action(g, action)
 
 
 def teapot_symmetry(actions: str = "small") -> TeapotSymmetry:

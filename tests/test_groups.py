@@ -1,19 +1,31 @@
 """The group conventions: group laws and the conversions everything else relies on."""
 
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 from sen_rl.groups import (
+    C4_QUARTER_TURN,
     D4_ELEMENTS,
+    D4_QUARTER_TURN,
+    SO3_QUARTER_TURN,
     axis_angle_to_matrix,
+    c4_rotate_cells,
+    c4_rotate_grid_action,
     d4_compose,
     d4_inverse,
     d4_matrix,
+    d4_regular_permutations,
+    grid_symmetry,
     matrix_to_axis_angle,
     matrix_to_quaternion,
     octahedral_group,
     quaternion_to_matrix,
     random_rotation,
     reacher_symmetry,
+    teapot_act_on_small_action,
     teapot_symmetry,
 )
 
@@ -64,3 +76,54 @@ def test_rotation_conversions_round_trip():
         assert np.isclose(np.linalg.det(r), 1)
         np.testing.assert_allclose(axis_angle_to_matrix(matrix_to_axis_angle(r)), r, atol=1e-9)
         np.testing.assert_allclose(quaternion_to_matrix(matrix_to_quaternion(r)), r, atol=1e-9)
+
+
+def test_quarter_turns_are_one_counter_clockwise_quarter_turn():
+    # C4: the board turns like np.rot90 (counter-clockwise on screen)
+    board = np.arange(25).reshape(5, 5)
+    cells = np.argwhere(board >= 0)
+    moved = c4_rotate_cells(C4_QUARTER_TURN, cells, 5)
+    turned = np.rot90(board, C4_QUARTER_TURN)
+    assert all(turned[r, c] == board[r0, c0] for (r0, c0), (r, c) in zip(cells, moved, strict=True))
+    # D4: x -> y, no reflection; SO(3): the same about world z
+    np.testing.assert_array_equal(d4_matrix(D4_QUARTER_TURN) @ [1, 0], [0, 1])
+    assert D4_QUARTER_TURN in D4_ELEMENTS and D4_QUARTER_TURN[0] == 0
+    np.testing.assert_array_equal(SO3_QUARTER_TURN @ [1, 0, 0], [0, 1, 0])
+    np.testing.assert_array_equal(SO3_QUARTER_TURN[2], [0, 0, 1])
+    assert teapot_symmetry().index(SO3_QUARTER_TURN) >= 0
+    assert not SO3_QUARTER_TURN.flags.writeable
+
+
+def test_grid_actions_keep_their_type():
+    assert [c4_rotate_grid_action(1, a) for a in range(4)] == [3, 0, 1, 2]
+    assert type(c4_rotate_grid_action(1, np.int64(5))) is np.int64
+    assert type(c4_rotate_grid_action(2, 5)) is int
+    np.testing.assert_array_equal(c4_rotate_grid_action(1, [0, 5, 19]), [3, 4, 18])
+    assert grid_symmetry().act_on_action(3, 4) == 5  # object 1: up -> right after 3 turns
+
+
+def test_d4_regular_permutations_represent_d4():
+    """The regular representation built from d4_compose is a representation (tested against escnn in tests/nets)."""
+    perms = d4_regular_permutations()
+    assert not perms.flags.writeable
+    x = np.arange(8.0)
+    for i, g in enumerate(D4_ELEMENTS):
+        assert sorted(perms[i]) == list(range(8))
+        for j, h in enumerate(D4_ELEMENTS):
+            gh = D4_ELEMENTS.index(d4_compose(g, h))
+            np.testing.assert_array_equal(x[perms[j]][perms[i]], x[perms[gh]])  # rho(g) rho(h) = rho(gh)
+        # rho(g) e_identity = e_g: the number of the identity moves to element g's place
+        assert perms[i][D4_ELEMENTS.index(g)] == 0
+    np.testing.assert_array_equal(perms[0], np.arange(8))
+
+
+def test_teapot_small_actions_need_a_cube_rotation():
+    with pytest.raises(ValueError, match="cube rotation"):
+        teapot_act_on_small_action(random_rotation(np.random.default_rng(3)), np.arange(6))
+
+
+def test_groups_imports_neither_torch_nor_escnn():
+    """Env workers import this module: it must stay light (torch is used only when handed a tensor)."""
+    code = "import sys, sen_rl.groups; print(sorted({'torch', 'escnn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,10 +1,6 @@
 """Networks of the world model, one module per domain family.
 
-Each domain module exposes ``build(variant, preset, obs_space, action_space) -> DomainNets``.
+Each domain module exposes ``build(variant, preset, obs_space, action_space) -> DomainNets``;
+the group actions they use live in :mod:`sen_rl.groups`, the escnn helpers of the
+equivariant ones in :mod:`sen_rl.nets.escnn_utils`.
 """
-
-import warnings
-
-# escnn warns on import that py3nj (a Fortran package) is missing; only its SO(3)
-# Clebsch-Gordan code uses it, and sen-rl's escnn networks use the 2D groups C4 and D4.
-warnings.filterwarnings("ignore", message=r".*py3nj.*")

@@ -19,23 +19,24 @@ from typing import Any
 import torch
 from torch import nn
 
-VARIANTS = ("sen", "none", "full")
-PRESETS = ("smoke", "cpu", "paper")
+from sen_rl.domains import PRESETS, VARIANTS, check_choice  # noqa: F401  (re-exported for the nets)
 
 
 @dataclass
 class DomainNets:
     """The three networks of one world model and the group's actions on their spaces.
 
+    The group's action on MDP actions is the environment's (``env.symmetry.act_on_action``);
+    the networks take raw environment actions, so they need no copy of it.
+
     :param embedding: S, pixels ``[B, C, H, W]`` float in [0, 1] -> v.
     :param encoder: E, v -> z.
     :param transition: T, ``(z, a)`` -> delta z (or the next z when not ``predicts_delta``);
         ``a`` is the batch of raw environment actions as a tensor (int64 for discrete
         spaces, float32 for boxes).
-    :param act_on_embedding: ``(g, v) -> rho_V(g) v`` (torch, batched), for EE(S).
-    :param act_on_latent: ``(g, z) -> rho_Z(g) z`` (torch, batched).
-    :param act_on_action: ``(g, a) -> rho_A(g) a`` on action tensors, matching the env's
-        ``symmetry.act_on_action``.
+    :param act_on_embedding: ``(g, v) -> rho_V(g) v`` (torch, batched), for EE(S); one of
+        the functions of :mod:`sen_rl.groups`.
+    :param act_on_latent: ``(g, z) -> rho_Z(g) z`` (torch, batched); from :mod:`sen_rl.groups`.
     :param object_axis: latent axis that indexes objects (the energy averages over it), or None.
     :param equivariant: which of embedding/encoder/transition are exactly equivariant.
     """
@@ -45,17 +46,10 @@ class DomainNets:
     transition: nn.Module
     act_on_embedding: Any
     act_on_latent: Any
-    act_on_action: Any
     predicts_delta: bool = True
     object_axis: int | None = None
     equivariant: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-
-
-def check_choice(name: str, value: str, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
-    return value
 
 
 def export_module(module: nn.Module) -> nn.Module:

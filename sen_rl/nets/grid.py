@@ -5,11 +5,11 @@ Pipeline (see :mod:`sen_rl.nets.base`)::
     image [B, 3, H, W] --S--> v [B, K, H, W] (one sigmoid map per object)
                         --E--> z [B, K, 4 * c] --T(z, a)--> delta z [B, K, 4 * c]
 
-Conventions (C4 element ``k`` = ``k`` counter-clockwise quarter turns, as in
-:mod:`sen_rl.groups`):
+Conventions (C4 element ``k`` = ``k`` counter-clockwise quarter turns; the actions on
+every space are implemented in :mod:`sen_rl.groups`):
 
 - **embedding** ``v``: ``rho_V(k) v = torch.rot90(v, k, dims=(-2, -1))``, the same
-  direction as ``np.rot90`` on the ``[H, W]`` axes.
+  direction as ``np.rot90`` on the ``[H, W]`` axes (:func:`sen_rl.groups.c4_act_on_embedding`).
 - **latent** ``z``: ``[B, K, 4 * c]``, the flattening of ``[B, K, c, 4]``: per object
   ``c`` C4-regular fields, the rotation index ``r`` is the *last* (fastest) axis, so
   number ``4 * i + r`` is field ``i`` at rotation ``r``.
@@ -17,7 +17,7 @@ Conventions (C4 element ``k`` = ``k`` counter-clockwise quarter turns, as in
   ``u_r = rot90(v, r)``, ``r = 0..3``, with one shared MLP. Rotating the input by ``k``
   gives ``u'_r = rot90(v, r + k) = u_{r+k}``, so the stacked axis *shifts down* by ``k``:
   ``rho_Z(k) z = torch.roll(z[..., c, 4], shifts=-k, dims=-1)``, i.e.
-  ``(rho_Z(k) z)[i, r] = z[i, (r + k) mod 4]``.
+  ``(rho_Z(k) z)[i, r] = z[i, (r + k) mod 4]`` (:func:`sen_rl.groups.c4_act_on_latent`).
 - **actions**: ``a = object * 4 + d`` becomes a per-object one-hot ``[B, K, 4]`` (one
   regular field of multiplicity 1): object ``a // 4`` gets a 1 at rotation index ``d``.
   A quarter turn maps ``d -> (d - k) mod 4`` (:func:`sen_rl.groups.c4_rotate_grid_action`),
@@ -33,13 +33,13 @@ escnn C4-equivariant CNN on pixels, then E and T as in ``"sen"``).
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sen_rl.groups import c4_act_on_embedding, c4_act_on_latent
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+from sen_rl.nets.escnn_utils import EscnnNet, c4_gspace, import_escnn, r2conv
 
 #: Sizes per preset. ``cnn``: channels of the embedding CNN's hidden layers (for "full":
 #: ``cnn // 4`` C4-regular fields, the same number of channels); ``mlp``: width (numbers per
@@ -60,27 +60,7 @@ LATENT_LAYOUT = (
 )
 
 
-# --------------------------------------------------------------------------- group actions
-
-
-def _k(k) -> int:
-    return int(k) % 4
-
-
-def rotate_embedding(k, v: torch.Tensor) -> torch.Tensor:
-    """``rho_V(k) v``: ``k`` counter-clockwise quarter turns of maps ``[..., H, W]``."""
-    return torch.rot90(v, _k(k), dims=(-2, -1))
-
-
-def rotate_latent(k, z: torch.Tensor) -> torch.Tensor:
-    """``rho_Z(k) z`` for C4-regular fields laid out ``[..., 4 * c]`` (rotation index last)."""
-    shape = z.shape
-    return torch.roll(z.reshape(*shape[:-1], -1, 4), shifts=-_k(k), dims=-1).reshape(shape)
-
-
-def rotate_action(k, a: torch.Tensor) -> torch.Tensor:
-    """``rho_A(k) a`` on grid actions ``object * 4 + direction`` (int tensors)."""
-    return (a // 4) * 4 + (a % 4 - _k(k)) % 4
+# --------------------------------------------------------------------------- action encoding
 
 
 def action_one_hot(a: torch.Tensor, n_objects: int) -> torch.Tensor:
@@ -199,7 +179,7 @@ class CellCNN(nn.Module):
         return torch.sigmoid(self.net(x))
 
 
-class C4EquivariantCNN(nn.Module):
+class C4EquivariantCNN(EscnnNet):
     """The "full" embedding: a C4-equivariant CNN on pixels (escnn), 3 trivial fields -> K trivial maps.
 
     A lifting 3x3 R2Conv to ``n_regular`` regular fields, ``n_layers - 1`` regular 3x3
@@ -209,55 +189,26 @@ class C4EquivariantCNN(nn.Module):
     plain tensors; :func:`sen_rl.nets.base.export_module` turns ``self.net`` into plain torch.
     """
 
+    # the R2Convs expand their filters on every call, in eval mode too: this network's
+    # checkpoints hold no mode-dependent ``filter`` / ``expanded_bias`` buffers
+    cache_filters = False
+
     def __init__(self, in_channels: int, n_regular: int, n_objects: int, n_layers: int = 4, pool: int = 1):
-        super().__init__()
-        from escnn import gspaces
-
-        self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
-        from escnn import nn as enn
-
-        gspace = gspaces.rot2dOnR2(N=4)
-        self.in_type = enn.FieldType(gspace, in_channels * [gspace.trivial_repr])
+        enn = import_escnn().nn
+        gspace = c4_gspace()
+        t_in = enn.FieldType(gspace, in_channels * [gspace.trivial_repr])
         hidden = enn.FieldType(gspace, n_regular * [gspace.regular_repr])
         out_type = enn.FieldType(gspace, n_objects * [gspace.trivial_repr])
         layers: list = []
-        t_in = self.in_type
         for _ in range(n_layers):
-            layers += [enn.R2Conv(t_in, hidden, 3, padding=1), enn.InnerBatchNorm(hidden), enn.ReLU(hidden)]
+            layers += [r2conv(t_in, hidden, 3, padding=1), enn.InnerBatchNorm(hidden), enn.ReLU(hidden)]
             t_in = hidden
-        layers.append(enn.R2Conv(hidden, out_type, 1))
-        # escnn caches its basis-sampling submodules and shares them between every R2Conv of
-        # the same shape, across models: ``.to(device / dtype)`` of one model would then move
-        # the buffers of another. A deep copy gives this model its own (shared only inside it).
-        self.net = copy.deepcopy(enn.SequentialModule(*layers))
-        self.train()  # drops the placeholder filter buffers R2Conv registers at construction
-
-    def train(self, mode: bool = True):
-        """Switch modes, but keep escnn's R2Convs expanding their filters on every call.
-
-        In eval mode an R2Conv caches its expanded filter as a buffer that still carries the
-        autograd graph: ``copy.deepcopy`` (hence ``export_module``) then fails, and the
-        ``state_dict`` gains mode-dependent ``filter`` / ``expanded_bias`` keys. Expanding
-        per call is cheap and avoids both; ``export()`` still bakes the filters in.
-        """
-        from escnn import nn as enn
-
-        super().train(mode)
-        if isinstance(self.net, enn.EquivariantModule):
-            for m in self.net.modules():
-                if isinstance(m, enn.R2Conv) and not m.training:
-                    m.train(True)  # drops the cached filter; the conv has no other mode-dependence
-        return self
+        layers.append(r2conv(hidden, out_type, 1))
+        super().__init__(enn.SequentialModule(*layers))
+        self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from escnn import nn as enn
-
-        x = self.pool(x)
-        if isinstance(self.net, enn.EquivariantModule):
-            y = self.net(enn.GeometricTensor(x, self.in_type)).tensor
-        else:  # exported: plain torch
-            y = self.net(x)
-        return torch.sigmoid(y)
+        return torch.sigmoid(super().forward(self.pool(x)))
 
 
 # --------------------------------------------------------------------------- encoders E
@@ -268,7 +219,8 @@ class OrbitEncoder(nn.Module):
 
     ``v [B, K, H, W]`` -> ``u [B, K, 4, H*W]`` with ``u[:, :, r] = rot90(v, r)``; one shared
     ``Linear(H*W, m)`` + ReLU per rotation gives ``m`` regular fields (computed by rotating
-    the weights instead of the maps, see :meth:`orbit_weight`); then C4Linear(m, m),
+    the weights instead of the maps, see :meth:`orbit_weight`; the tests compare it with
+    literal stacking); then C4Linear(m, m),
     C4LayerNorm, ReLU, C4Linear(m, m), C4LayerNorm, ReLU, C4Linear(m, c) -> ``[B, K, 4 * c]``.
     """
 
@@ -282,11 +234,6 @@ class OrbitEncoder(nn.Module):
         self.rest = nn.Sequential(
             C4Linear(m, m), C4LayerNorm(m), nn.ReLU(), C4Linear(m, m), C4LayerNorm(m), nn.ReLU(), C4Linear(m, c)
         )
-
-    @staticmethod
-    def orbit(v: torch.Tensor) -> torch.Tensor:
-        """``[B, K, H, W]`` -> ``[B, K, 4, H*W]``, entry ``r`` = ``rot90(v, r)`` flattened."""
-        return torch.stack([torch.rot90(v, r, dims=(-2, -1)) for r in range(4)], dim=2).flatten(-2)
 
     def orbit_weight(self) -> torch.Tensor:
         """The shared first layer read on the orbit, as one ``[4 * m, H*W]`` matrix.
@@ -303,11 +250,6 @@ class OrbitEncoder(nn.Module):
         h = F.linear(v.flatten(-2), self.orbit_weight(), self.first.bias.repeat(4))  # [B, K, 4 * m]
         h = F.relu(h.unflatten(-1, (4, -1)).transpose(-1, -2).flatten(-2))  # [B, K, m * 4]: rotation last
         return self.rest(h)
-
-    def forward_stacked(self, v: torch.Tensor) -> torch.Tensor:
-        """Reference implementation of :meth:`forward` that stacks the orbit literally (slower)."""
-        h = F.relu(self.first(self.orbit(v)))  # [B, K, 4, m]
-        return self.rest(h.transpose(-1, -2).flatten(-2))
 
 
 class PlainEncoder(nn.Module):
@@ -331,7 +273,8 @@ class GraphTransition(nn.Module):
     ``delta z_i = node_mlp([z_i, action_i, agg_i])`` with ``action_i`` the per-object one-hot
     ``[4]``. With ``equivariant=True`` every layer is a :class:`C4Linear` /
     :class:`C4LayerNorm` (concatenation along the field axis keeps the regular layout), so T
-    commutes with ``rotate_latent`` / ``rotate_action``; sharing across objects and the sum make
+    commutes with :func:`~sen_rl.groups.c4_act_on_latent` /
+    :func:`~sen_rl.groups.c4_rotate_grid_action`; sharing across objects and the sum make
     it permutation-equivariant either way.
     """
 
@@ -394,9 +337,8 @@ def build(variant: str, preset: str, obs_space, action_space, cell: int | None =
         embedding=embedding,
         encoder=encoder,
         transition=transition,
-        act_on_embedding=rotate_embedding,
-        act_on_latent=rotate_latent,
-        act_on_action=rotate_action,
+        act_on_embedding=c4_act_on_embedding,
+        act_on_latent=c4_act_on_latent,
         predicts_delta=True,
         object_axis=1,
         equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},
@@ -412,52 +354,3 @@ def build(variant: str, preset: str, obs_space, action_space, cell: int | None =
             "embedding": type(embedding).__name__,
         },
     )
-
-
-# --------------------------------------------------------------------------- benchmark
-
-
-def benchmark(
-    presets=("smoke", "cpu"), variants=VARIANTS, batch: int = 256, repeats: int = 3, threads: int = 2
-) -> dict:
-    """Milliseconds per forward + backward of ``T(E(S(x)), a)`` on one batch of 50x50 images.
-
-    A C-SWM training step encodes two such batches (observation and next observation), so
-    it costs about twice this. Prints one line per (preset, variant) and returns the numbers.
-    """
-    import time
-
-    import gymnasium as gym
-    import numpy as np
-
-    torch.set_num_threads(threads)
-    obs_space = gym.spaces.Box(0, 255, (50, 50, 3), np.uint8)
-    action_space = gym.spaces.Discrete(20)
-    out = {}
-    for preset in presets:
-        for variant in variants:
-            nets = build(variant, preset, obs_space, action_space)
-            params = [p for m in (nets.embedding, nets.encoder, nets.transition) for p in m.parameters()]
-            x = torch.rand(batch, 3, 50, 50)
-            a = torch.randint(0, 20, (batch,))
-            times = []
-            for i in range(repeats + 1):
-                t0 = time.perf_counter()
-                z = nets.encoder(nets.embedding(x))
-                loss = (z + nets.transition(z, a)).square().mean()
-                loss.backward()
-                for p in params:
-                    p.grad = None
-                if i:  # the first call warms up
-                    times.append(time.perf_counter() - t0)
-            ms = 1000 * float(np.median(times))
-            n_params = sum(p.numel() for p in params)
-            out[(preset, variant)] = ms
-            print(f"{preset:6s} {variant:5s} params {n_params:9d}  fwd+bwd batch {batch}: {ms:8.1f} ms")
-    return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    benchmark(presets=tuple(sys.argv[1:]) or ("smoke", "cpu"))

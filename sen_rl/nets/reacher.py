@@ -3,7 +3,7 @@
 Group: D4 in :mod:`sen_rl.groups`' convention, ``g = (f, k) = r^k m^f`` (reflect ``f`` times
 about the world x axis, then ``k`` counter-clockwise quarter turns).
 
-Spaces and actions (all batched torch):
+Spaces and actions (all batched torch; implemented in :mod:`sen_rl.groups`):
 
 - pixels ``[B, 6, H, W]``: two stacked RGB frames of a top-down camera, world +x = image
   right, world +y = image *up* (the row index grows with -y);
@@ -11,14 +11,13 @@ Spaces and actions (all batched torch):
   (the world reflection ``(x, y) -> (x, -y)``), then applies ``torch.rot90(v, k, dims=(-2, -1))``
   (a counter-clockwise turn as seen with +y up);
 - latent Z: 4 D4-regular fields, ``[B, 32]`` (field-major: ``z.view(B, 4, 8)``); ``rho_Z(g)``
-  permutes each field's 8 numbers with escnn's regular representation;
+  permutes each field's 8 numbers with the regular representation in escnn's basis order
+  (:func:`sen_rl.groups.d4_regular_permutations`);
 - actions A: ``rho_A(g) a = -a`` for reflections, ``a`` for rotations ("rho_flip").
 
 escnn correspondence (checked numerically in the tests): with
-``gspaces.flipRot2dOnR2(N=4, axis=0.0)`` (reflection about escnn's X axis, which is the
-image-row flip) the escnn element with parameter ``(f, k)`` (``G.element((f, k), "int")``)
-transforms a scalar field exactly as our ``(f, k)`` transforms the embedding. With escnn's
-default ``axis=pi/2`` the reflections would be relabelled (ours ``(1, k)`` = escnn ``(1, k+2)``).
+:func:`sen_rl.nets.escnn_utils.d4_gspace` the escnn element with parameter ``(f, k)``
+transforms fields exactly as our ``(f, k)`` (:func:`~sen_rl.nets.escnn_utils.escnn_element`).
 
 Exact equivariance: every strided convolution or pooling keeps its sampling grid centred
 on the map (``first centre + last centre == size - 1``), checked when the network is built:
@@ -26,7 +25,8 @@ even maps are halved by 4x4 stride-2 convolutions with padding 1 or 2x2 stride-2
 odd maps by 3x3 stride-2 windows with padding 1. (The authors' 3x3 stride-2 convolutions on
 even maps are off-centre by half a pixel, which breaks 6 of the 8 elements.) The plain SEN
 uses the same 4x4 stride-2 stems, so an exactly equivariant S is representable at all.
-Dilated escnn convolutions get a basis stretched with the dilation (:func:`dilated_basis`):
+Dilated escnn convolutions get a basis stretched with the dilation
+(:func:`~sen_rl.nets.escnn_utils.dilated_basis`):
 escnn's default one is numerically broken from dilation 8 on.
 
 Variants: ``"sen"`` (plain CNN S, escnn E and T), ``"none"`` (plain S, plain CNN E, MLP T),
@@ -35,19 +35,17 @@ Variants: ``"sen"`` (plain CNN S, escnn E and T), ``"none"`` (plain S, plain CNN
 
 from __future__ import annotations
 
-import functools
-import warnings
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from sen_rl.groups import D4_ELEMENTS, d4_flip_sign
+from sen_rl.groups import D4_ELEMENTS, d4_act_on_embedding, d4_act_on_latent
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+from sen_rl.nets.escnn_utils import EscnnNet, d4_gspace, dilated_basis, import_escnn, linear, r2conv
 
 N_LATENT_FIELDS = 4  # D4-regular latent fields
-REGULAR_SIZE = 8  # |D4|
+REGULAR_SIZE = len(D4_ELEMENTS)  # numbers of a D4-regular field
 EMBED_FIELDS = 8  # scalar fields of the embedding V
 OBS_CHANNELS = 6  # two stacked RGB frames
 ACTION_DIM = 2
@@ -78,72 +76,6 @@ PRESET_SIZES = {
 }
 
 
-# --------------------------------------------------------------------------- group helpers
-
-
-@functools.lru_cache(maxsize=1)
-def d4_gspace():
-    """escnn's D4 acting on the plane, with reflections matching ours (see module docstring)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # escnn warns that py3nj (SO(3) only) is missing
-        from escnn import gspaces
-
-    return gspaces.flipRot2dOnR2(N=4, axis=0.0)
-
-
-def escnn_element(g):
-    """Our D4 element ``(f, k)`` as an escnn group element (same parameters, axis 0)."""
-    f, k = _check_element(g)
-    return d4_gspace().fibergroup.element((f, k), "int")
-
-
-def _check_element(g) -> tuple[int, int]:
-    try:
-        t = tuple(int(x) for x in g)
-    except TypeError as e:
-        raise ValueError(f"a D4 element is a pair (f, k), got {g!r}") from e
-    if t not in D4_ELEMENTS:
-        raise ValueError(f"{g!r} is not a D4 element; use one of {D4_ELEMENTS}")
-    return t
-
-
-@functools.lru_cache(maxsize=1)
-def regular_permutations() -> np.ndarray:
-    """``perm[i, a]``: index ``b`` with ``rho_reg(g_i)[a, b] = 1`` (g_i = D4_ELEMENTS[i]).
-
-    So ``(rho_reg(g) x)[a] = x[perm[a]]``; built from escnn's regular representation.
-    """
-    rep = d4_gspace().regular_repr
-    perms = np.zeros((len(D4_ELEMENTS), REGULAR_SIZE), dtype=np.int64)
-    for i, g in enumerate(D4_ELEMENTS):
-        m = np.round(rep(escnn_element(g))).astype(np.int64)
-        if not (np.all((m == 0) | (m == 1)) and np.all(m.sum(0) == 1) and np.all(m.sum(1) == 1)):
-            raise RuntimeError(f"escnn's regular representation of {g} is not a permutation")
-        perms[i] = m.argmax(1)
-    return perms
-
-
-def act_on_embedding(g, v: torch.Tensor) -> torch.Tensor:
-    """``rho_V(g) v`` for scalar maps ``[..., H, W]`` (also the pixel action on images)."""
-    f, k = _check_element(g)
-    if f:
-        v = torch.flip(v, dims=(-2,))
-    return torch.rot90(v, k, dims=(-2, -1)) if k else v
-
-
-def act_on_latent(g, z: torch.Tensor) -> torch.Tensor:
-    """``rho_Z(g) z`` for ``z [..., 8 n]`` made of ``n`` D4-regular fields (field-major)."""
-    i = D4_ELEMENTS.index(_check_element(g))
-    perm = torch.as_tensor(regular_permutations()[i], device=z.device)
-    shape = z.shape
-    return z.reshape(*shape[:-1], -1, REGULAR_SIZE)[..., perm].reshape(shape)
-
-
-def act_on_action(g, a: torch.Tensor) -> torch.Tensor:
-    """``rho_A(g) a``: torques change sign under reflections ("rho_flip")."""
-    return a * d4_flip_sign(_check_element(g))
-
-
 # --------------------------------------------------------------------------- sampling grids
 
 
@@ -172,130 +104,6 @@ def down_conv(size: int) -> tuple[int, int, int]:
 def down_pool(size: int) -> tuple[int, int, int]:
     """(kernel, stride, padding) of a centred stride-2 max-pool on a ``size`` map."""
     return (2, 2, 0) if size % 2 == 0 else (3, 2, 1)
-
-
-# --------------------------------------------------------------------------- escnn wrapper
-
-
-class EscnnNet(nn.Module):
-    """An escnn ``SequentialModule`` behind a plain-tensor interface.
-
-    ``export_module`` swaps ``net`` for its plain-torch export; ``forward`` accepts both.
-    ``flatten`` turns the ``[B, C, 1, 1]`` output into ``[B, C]``.
-    """
-
-    def __init__(self, net, flatten: bool = False):
-        super().__init__()
-        self.net = net
-        self.flatten = flatten
-
-    @property
-    def in_type(self):
-        return self.net.in_type
-
-    def train(self, mode: bool = True):
-        # escnn caches the expanded filters as buffers on eval(); without no_grad they keep
-        # autograd history, and deepcopy (export_module, checkpoint copies) then fails
-        with torch.no_grad():
-            return super().train(mode)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from escnn import nn as enn
-
-        if isinstance(self.net, enn.EquivariantModule):
-            y = self.net(enn.GeometricTensor(x, self.net.in_type)).tensor
-        else:
-            y = self.net(x)
-        return y.flatten(1) if self.flatten else y
-
-    def export(self) -> nn.Module:
-        """Plain-torch copy (eval mode); ``export_module`` gives the same."""
-        from escnn import nn as enn
-
-        net = self.net.export() if isinstance(self.net, enn.EquivariantModule) else self.net
-        return EscnnNet(net, self.flatten).eval()
-
-
-def _escnn():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from escnn import nn as enn
-    return enn
-
-
-def he_variances(basis) -> torch.Tensor:
-    """escnn's generalized He init scales (``escnn.nn.init._generalized_he_init_variances``), fast.
-
-    escnn walks every basis element of every (input field, output field) pair in Python,
-    about 35 s for the paper-size encoder; the scale of a weight only depends on its output
-    irrep and the number of basis elements reaching it, so one pass per block type suffices.
-    Equality with escnn's own result is tested.
-    """
-    n_in = {}
-    for r in basis._in_reprs:
-        n_in[r.name] = n_in.get(r.name, 0) + 1
-    out_start = np.cumsum([0] + [len(r.irreps) for r in basis._out_reprs])
-    out_fields: dict[str, list[int]] = {}
-    for o, r in enumerate(basis._out_reprs):
-        out_fields.setdefault(r.name, []).append(o)
-    pairs = list(basis._representations_pairs)
-    attrs = {p: list(getattr(basis, f"block_expansion_{basis._escape_pair(p)}").get_basis_info()) for p in pairs}
-    inputs: dict[int, set] = {}
-    counts: dict[tuple, int] = {}
-    for p in pairs:
-        for o in out_fields[p[1]]:
-            for a in attrs[p]:
-                og = int(out_start[o]) + a["out_irrep_idx"]
-                inputs.setdefault(og, set()).add(a["in_irrep"])
-                counts[(a["in_irrep"], og)] = counts.get((a["in_irrep"], og), 0) + n_in[p[0]]
-    chunks = []
-    for p in pairs:
-        for o in out_fields[p[1]]:
-            v = []
-            for a in attrs[p]:
-                og = int(out_start[o]) + a["out_irrep_idx"]
-                v.append(1.0 / np.sqrt(len(inputs[og]) * counts[(a["in_irrep"], og)]))
-            chunks.append(np.tile(np.asarray(v, dtype=np.float32), n_in[p[0]]))
-    out = torch.from_numpy(np.concatenate(chunks)) if chunks else torch.zeros(0)
-    if out.numel() != basis.dimension():
-        raise RuntimeError("escnn's basis layout changed; he_variances no longer matches it")
-    return out
-
-
-def _he_init(module):
-    """Initialise an escnn R2Conv/Linear built with ``initialize=False`` like escnn would."""
-    with torch.no_grad():
-        module.weights.copy_(he_variances(module.basisexpansion) * torch.randn_like(module.weights))
-    return module
-
-
-def r2conv(t_in, t_out, kernel: int, **kwargs):
-    return _he_init(_escnn().R2Conv(t_in, t_out, kernel, initialize=False, **kwargs))
-
-
-def dilated_basis(dilation: int) -> dict:
-    """R2Conv basis options making a dilated 3x3 filter the undilated one on a stretched grid.
-
-    escnn's defaults stretch the rings with the dilation but not the Gaussian widths, so at
-    dilation 8 the sampled basis is ~1e-15 at the grid points and its normalisation turns
-    rounding noise into the filter (0.7 relative equivariance error measured); it also admits
-    frequencies up to 2 * dilation that 8 points on a ring cannot carry.
-    """
-    d = float(dilation)
-    return {
-        "rings": [0.0, d],
-        "sigma": [0.005 * d, 0.4 * d],
-        "frequencies_cutoff": _fco_3x3,
-    }
-
-
-def _fco_3x3(r: float) -> float:
-    """escnn's default frequency cut-off of a 3x3 filter, at any dilation (0 at the centre, else 2)."""
-    return 0.0 if r == 0.0 else 2.0
-
-
-def linear(t_in, t_out):
-    return _he_init(_escnn().Linear(t_in, t_out, initialize=False))
 
 
 # --------------------------------------------------------------------------- embeddings S
@@ -336,7 +144,7 @@ def equivariant_embedding(size: int, fields: int, dilations) -> EscnnNet:
 
     6 trivial fields -> regular fields -> ... -> 8 trivial fields of size ``H/4``.
     """
-    enn = _escnn()
+    enn = import_escnn().nn
     gs = d4_gspace()
     t_in = enn.FieldType(gs, OBS_CHANNELS * [gs.trivial_repr])
     t_hid = enn.FieldType(gs, fields * [gs.regular_repr])
@@ -384,7 +192,7 @@ def equivariant_encoder(size: int, fields: int, in_regular: bool = False) -> Esc
     3 stages of R2Conv + InnerBatchNorm + ReLU + max-pool, a global spatial max-pool (keeps
     the regular fields; no group pooling), then two hidden 1x1 layers and a 1x1 output.
     """
-    enn = _escnn()
+    enn = import_escnn().nn
     gs = d4_gspace()
     t_in = enn.FieldType(gs, EMBED_FIELDS * [gs.regular_repr if in_regular else gs.trivial_repr])
     t_hid = enn.FieldType(gs, fields * [gs.regular_repr])
@@ -435,11 +243,10 @@ class EquivariantTransition(nn.Module):
 
     def __init__(self, fields: int):
         super().__init__()
-        enn = _escnn()
-        from escnn import gspaces
-
+        escnn = import_escnn()
+        enn = escnn.nn
         group = d4_gspace().fibergroup
-        gs0 = gspaces.no_base_space(group)
+        gs0 = escnn.gspaces.no_base_space(group)
         flip = group.irrep(1, 0)  # +1 on rotations, -1 on reflections
         t_in = enn.FieldType(gs0, N_LATENT_FIELDS * [group.regular_representation] + ACTION_DIM * [flip])
         t_hid = enn.FieldType(gs0, fields * [group.regular_representation])
@@ -527,9 +334,8 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         embedding=embedding,
         encoder=encoder,
         transition=transition,
-        act_on_embedding=act_on_embedding,
-        act_on_latent=act_on_latent,
-        act_on_action=act_on_action,
+        act_on_embedding=d4_act_on_embedding,
+        act_on_latent=d4_act_on_latent,
         predicts_delta=True,
         object_axis=None,
         equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},

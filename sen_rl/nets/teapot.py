@@ -4,7 +4,8 @@ Pipeline (see :mod:`sen_rl.nets.base`)::
 
     image [B, 1, 64, 64] --S--> v [B, 3, 3] --E = identity--> z = v --T(z, a)--> next z [B, 3, 3]
 
-Conventions (as in :mod:`sen_rl.groups`: a group element ``g`` is a 3x3 rotation matrix):
+Conventions (as in :mod:`sen_rl.groups`, which implements every action below: a group
+element ``g`` is a 3x3 rotation matrix):
 
 - **latent / embedding** ``z = v``: ``[B, 3, 3]`` for both variants. For ``"sen"`` it is a
   rotation matrix whose **columns** are ``[u', v', w]``, the Gram-Schmidt frame of the two
@@ -14,17 +15,19 @@ Conventions (as in :mod:`sen_rl.groups`: a group element ``g`` is a 3x3 rotation
   rotating the two predicted vectors. (Rows would also have det +1, but ``g`` would then
   act on the right.) The env's state (body frame -> world frame) uses the same layout: its
   columns are the teapot's axes in world coordinates, and it also steps as ``a @ z``.
-- ``act_on_embedding(g, v) = act_on_latent(g, z) = g @ z`` (``g`` ``[3, 3]`` or batched
-  ``[B, 3, 3]``, numpy or torch). For ``"none"`` the 9 numbers are read as a ``[3, 3]``
-  matrix only so that EE(S) and DIE can be computed; nothing makes them a rotation.
+- ``act_on_embedding(g, v) = act_on_latent(g, z) = g @ z`` (:func:`sen_rl.groups.so3_act_on_matrix`;
+  ``g`` ``[3, 3]`` or batched ``[B, 3, 3]``, numpy or torch). For ``"none"`` the 9 numbers
+  are read as a ``[3, 3]`` matrix only so that EE(S) and DIE can be computed; nothing makes
+  them a rotation.
 - **actions**: ``"small"`` (``Discrete(6)``, int64 ``[B]``) index ``i`` is the rotation by
   :data:`~sen_rl.groups.TEAPOT_SMALL_ANGLE` about :data:`~sen_rl.groups.TEAPOT_SMALL_AXES`
   ``[i]``; ``"large"`` (``Box(-pi, pi, (3,))``, float ``[B, 3]``) a rotation vector.
   ``rho_A(g) a = g a g^-1``, which is ``R(theta, g n)``: small actions are permuted (axis
-  ``n_i`` goes to ``g n_i``, :meth:`sen_rl.groups.TeapotSymmetry.act_on_action`), rotation
-  vectors are rotated, ``a -> g a``.
+  ``n_i`` goes to ``g n_i``, :func:`sen_rl.groups.teapot_act_on_small_action`), rotation
+  vectors are rotated, ``a -> g a`` (:func:`sen_rl.groups.teapot_act_on_large_action`).
 - **"sen" transition** "MatMul": ``T(z, a) = A(a) @ z`` with ``A(a)`` the action's rotation
-  matrix (a fixed buffer of 6 matrices, or Rodrigues' formula in torch); it predicts the
+  matrix (a fixed buffer of :data:`~sen_rl.groups.TEAPOT_SMALL_ROTATIONS`, or Rodrigues'
+  formula in torch, :func:`sen_rl.groups.axis_angle_to_matrix`); it predicts the
   next latent itself (``predicts_delta=False``) and is exactly equivariant:
   ``T(g z, g a g^-1) = g A(a) g^-1 g z = g T(z, a)``. It has no parameters.
 - **"none" transition**: a C-SWM MLP on ``[z (9), action]`` (one-hot ``[6]`` or the
@@ -46,17 +49,15 @@ there is no equivariant CNN on pixels to build.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sen_rl.groups import TEAPOT_SMALL_ANGLE, TEAPOT_SMALL_AXES, axis_angle_to_matrix
+from sen_rl.groups import TEAPOT_ACTION_MODES, TEAPOT_SMALL_ROTATIONS, axis_angle_to_matrix, so3_act_on_matrix
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
 
 TEAPOT_VARIANTS = ("sen", "none")
-ACTION_MODES = ("small", "large")
-N_SMALL_ACTIONS = 6
+N_SMALL_ACTIONS = len(TEAPOT_SMALL_ROTATIONS)
 
 #: Sizes per preset. ``channels``: the 4 stride-2 conv layers of S (4x4 kernels, padding 1,
 #: each halves the map); ``fc``: width of S's 2 hidden FC layers (3 FC layers in all);
@@ -73,38 +74,7 @@ LATENT_LAYOUT = (
 )
 
 
-# --------------------------------------------------------------------------- rotations in torch
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    """``[..., 3]`` -> the cross-product matrices ``[..., 3, 3]`` (``skew(v) x = v x x``)."""
-    x, y, z = v.unbind(-1)
-    zero = torch.zeros_like(x)
-    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
-
-
-def rotation_vector_to_matrix(v: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula in torch, ``[..., 3]`` (axis * angle) -> ``[..., 3, 3]``.
-
-    ``R = I + sin(t)/t K + (1 - cos t)/t^2 K^2`` with ``K = skew(v)``, ``t = |v|``; Taylor
-    series near ``t = 0``, so it is finite and differentiable everywhere. Matches
-    :func:`sen_rl.groups.axis_angle_to_matrix`.
-    """
-    theta2 = v.square().sum(-1)
-    small = theta2 < 1e-8
-    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
-    theta = theta2_safe.sqrt()
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    # (1 - cos t) / t^2, written without the cancellation of 1 - cos t
-    b = torch.where(small, 0.5 - theta2 / 24, 2 * torch.sin(theta / 2).square() / theta2_safe)
-    k = _skew(v)
-    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand(k.shape)
-    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
-
-
-def small_action_matrices() -> torch.Tensor:
-    """The six small actions as rotation matrices ``[6, 3, 3]`` (float64)."""
-    return torch.as_tensor(axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES), dtype=torch.float64)
+# --------------------------------------------------------------------------- Gram-Schmidt
 
 
 def _safe_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -142,47 +112,6 @@ def gram_schmidt(u: torch.Tensor, v: torch.Tensor, eps: float = 1e-8) -> torch.T
     v_hat = v_dir / _safe_norm(v_dir, eps)
     w_hat = torch.linalg.cross(u_hat, v_hat, dim=-1)
     return torch.stack([u_hat, v_hat, w_hat], dim=-1)
-
-
-# --------------------------------------------------------------------------- group actions
-
-
-def _as_group(g, like: torch.Tensor) -> torch.Tensor:
-    dtype = like.dtype if like.is_floating_point() else torch.float64
-    g = torch.as_tensor(np.asarray(g) if not torch.is_tensor(g) else g)
-    g = g.to(device=like.device, dtype=dtype)
-    if g.shape[-2:] != (3, 3):
-        raise ValueError(f"a Teapot group element is a 3x3 rotation matrix, got shape {tuple(g.shape)}")
-    return g
-
-
-def act_on_matrix(g, z: torch.Tensor) -> torch.Tensor:
-    """``rho_V(g) v = rho_Z(g) z = g @ z`` for ``z [..., 3, 3]`` (``g`` ``[3, 3]`` or ``[..., 3, 3]``)."""
-    if z.shape[-2:] != (3, 3):
-        raise ValueError(f"Teapot embeddings and latents are [..., 3, 3], got shape {tuple(z.shape)}")
-    return _as_group(g, z) @ z
-
-
-def act_on_small_action(g, a: torch.Tensor) -> torch.Tensor:
-    """``g a g^-1`` on small action indices (int ``[B]``): axis ``n_a`` moves to ``g n_a``.
-
-    ``g`` must map the six axes onto each other (the cube's rotations), else ValueError.
-    """
-    axes_np = TEAPOT_SMALL_AXES
-    axes = torch.as_tensor(axes_np, dtype=torch.float64, device=a.device)
-    g = _as_group(g, axes)
-    moved = (g @ axes[a.long()].unsqueeze(-1)).squeeze(-1)  # [..., 3]
-    score = moved @ axes.T  # [..., 6]
-    best, idx = score.max(-1)
-    if bool((best < 1 - 1e-6).any()):
-        raise ValueError("g does not map the six small-action axes onto each other; use a cube rotation")
-    return idx.to(a.dtype)
-
-
-def act_on_large_action(g, a: torch.Tensor) -> torch.Tensor:
-    """``g a g^-1`` on rotation vectors ``[..., 3]``: ``a -> g a`` (dtype kept)."""
-    g = _as_group(g, a)
-    return (g @ a.unsqueeze(-1)).squeeze(-1)
 
 
 # --------------------------------------------------------------------------- embedding S
@@ -244,15 +173,15 @@ class MatMulTransition(nn.Module):
 
     def __init__(self, mode: str):
         super().__init__()
-        self.mode = check_choice("actions", mode, ACTION_MODES)
-        self.register_buffer("small_rotations", small_action_matrices(), persistent=False)
+        self.mode = check_choice("actions", mode, TEAPOT_ACTION_MODES)
+        self.register_buffer("small_rotations", torch.tensor(TEAPOT_SMALL_ROTATIONS), persistent=False)
 
     def action_matrix(self, a: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``A(a)``: ``[..., 3, 3]`` rotation matrices of the actions."""
         if self.mode == "small":
             out = self.small_rotations[a.long()]
         else:
-            out = rotation_vector_to_matrix(a.to(torch.float64 if dtype is None else dtype))
+            out = axis_angle_to_matrix(a.to(torch.float64 if dtype is None else dtype))
         return out if dtype is None else out.to(dtype)
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -272,7 +201,7 @@ class MLPTransition(nn.Module):
 
     def __init__(self, mode: str, hidden: int):
         super().__init__()
-        self.mode = check_choice("actions", mode, ACTION_MODES)
+        self.mode = check_choice("actions", mode, TEAPOT_ACTION_MODES)
         n_act = N_SMALL_ACTIONS if mode == "small" else 3
         self.net = nn.Sequential(
             nn.Linear(9 + n_act, hidden),
@@ -335,15 +264,13 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"])
         transition = MLPTransition(mode, sizes["hidden"])
     equivariant = variant == "sen"
-    act_on_action = act_on_small_action if mode == "small" else act_on_large_action
 
     return DomainNets(
         embedding=embedding,
         encoder=nn.Identity(),
         transition=transition,
-        act_on_embedding=act_on_matrix,
-        act_on_latent=act_on_matrix,
-        act_on_action=act_on_action,
+        act_on_embedding=so3_act_on_matrix,
+        act_on_latent=so3_act_on_matrix,
         predicts_delta=not equivariant,
         object_axis=None,
         equivariant={"embedding": False, "encoder": True, "transition": equivariant},
@@ -365,60 +292,3 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
             "sizes": dict(sizes),
         },
     )
-
-
-# --------------------------------------------------------------------------- benchmark
-
-
-def benchmark(
-    presets=("smoke", "cpu", "paper"),
-    variants=TEAPOT_VARIANTS,
-    batch: int = 256,
-    repeats: int = 3,
-    threads: int = 2,
-    size: int = 64,
-) -> dict:
-    """Milliseconds per forward + backward of ``T(E(S(x)), a)`` on one batch of 64x64x1 images.
-
-    A training step encodes two such batches (observation and next observation), so it
-    costs about twice this. Prints one line per (preset, variant) and returns the numbers.
-    """
-    import time
-
-    import gymnasium as gym
-
-    torch.set_num_threads(threads)
-    obs_space = gym.spaces.Box(0, 255, (size, size, 1), np.uint8)
-    action_space = gym.spaces.Discrete(N_SMALL_ACTIONS)
-    out = {}
-    for preset in presets:
-        for variant in variants:
-            nets = build(variant, preset, obs_space, action_space)
-            params = [p for m in (nets.embedding, nets.encoder, nets.transition) for p in m.parameters()]
-            x = torch.rand(batch, 1, size, size)
-            a = torch.randint(0, N_SMALL_ACTIONS, (batch,))
-            times = []
-            for i in range(repeats + 2):
-                t0 = time.perf_counter()
-                z = nets.encoder(nets.embedding(x))
-                out_t = nets.transition(z, a)
-                loss = (z + out_t if nets.predicts_delta else out_t).square().mean()
-                loss.backward()
-                for p in params:
-                    p.grad = None
-                if i >= 2:  # the first two calls warm up (thread pool, kernel selection)
-                    times.append(time.perf_counter() - t0)
-            ms = 1000 * float(np.median(times))
-            n_params = sum(p.numel() for p in params)
-            out[(preset, variant)] = ms
-            print(
-                f"{preset:6s} {variant:5s} params {n_params:9d}  fwd+bwd batch {batch}: {ms:8.1f} ms "
-                f"(median; min {1000 * min(times):.1f} ms)"
-            )
-    return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    benchmark(presets=tuple(sys.argv[1:]) or ("smoke", "cpu", "paper"))

@@ -1,8 +1,9 @@
 """Grid-domain networks (C4 x S_K): exact equivariance of every piece, conventions, export.
 
-Conventions under test (see :mod:`sen_rl.nets.grid`): ``rho_V(k) = rot90(., k)`` on maps,
-``rho_Z(k)`` = roll by ``-k`` of the rotation axis (last axis of ``[B, K, c, 4]``), actions
-``d -> (d - k) mod 4`` with the action one-hot placed at rotation index ``d``.
+Conventions under test (see :mod:`sen_rl.nets.grid`, implemented in :mod:`sen_rl.groups`):
+``rho_V(k) = rot90(., k)`` on maps, ``rho_Z(k)`` = roll by ``-k`` of the rotation axis (last
+axis of ``[B, K, c, 4]``), actions ``d -> (d - k) mod 4`` with the action one-hot placed at
+rotation index ``d``.
 """
 
 import copy
@@ -11,10 +12,19 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from sen_rl.groups import C4_ELEMENTS, c4_compose, c4_rotate_cells, c4_rotate_grid_action
+from sen_rl.groups import (
+    C4_ELEMENTS,
+    c4_act_on_embedding,
+    c4_act_on_latent,
+    c4_compose,
+    c4_rotate_cells,
+    c4_rotate_grid_action,
+)
 from sen_rl.nets import grid
 from sen_rl.nets.base import PRESETS, export_module
+from sen_rl.nets.escnn_utils import c4_gspace, he_variances, import_escnn
 from tests.nets._util import eval_nets, rel_err
 
 OBS = gym.spaces.Box(0, 255, (50, 50, 3), np.uint8)
@@ -27,6 +37,17 @@ def built():
     """One smoke-size model per variant in float64 (built once: escnn is slow to build)."""
     torch.manual_seed(0)
     return {v: eval_nets(grid.build(v, "smoke", OBS, ACT), torch.float64) for v in ("sen", "none", "full")}
+
+
+def orbit(v: torch.Tensor) -> torch.Tensor:
+    """``[B, K, H, W]`` -> ``[B, K, 4, H*W]``, entry ``r`` = ``rot90(v, r)`` flattened: the orbit, stacked literally."""
+    return torch.stack([torch.rot90(v, r, dims=(-2, -1)) for r in range(4)], dim=2).flatten(-2)
+
+
+def orbit_encoder_stacked(enc: grid.OrbitEncoder, v: torch.Tensor) -> torch.Tensor:
+    """Reference implementation of ``OrbitEncoder.forward`` that stacks the orbit literally (slower)."""
+    h = F.relu(enc.first(orbit(v)))  # [B, K, 4, m]
+    return enc.rest(h.transpose(-1, -2).flatten(-2))
 
 
 def _batch(dtype=torch.float64, batch=4, seed=0):
@@ -90,22 +111,32 @@ def test_group_composition():
     for k1 in C4_ELEMENTS:
         for k2 in C4_ELEMENTS:
             k = c4_compose(k1, k2)
-            assert torch.equal(grid.rotate_latent(k1, grid.rotate_latent(k2, z)), grid.rotate_latent(k, z))
-            assert torch.equal(grid.rotate_embedding(k1, grid.rotate_embedding(k2, v)), grid.rotate_embedding(k, v))
-            assert torch.equal(grid.rotate_action(k1, grid.rotate_action(k2, a)), grid.rotate_action(k, a))
-    assert torch.equal(grid.rotate_latent(1, grid.rotate_latent(1, z)), grid.rotate_latent(2, z))
-    assert torch.equal(grid.rotate_latent(4, z), z) and torch.equal(grid.rotate_latent(0, z), z)
+            assert torch.equal(c4_act_on_latent(k1, c4_act_on_latent(k2, z)), c4_act_on_latent(k, z))
+            assert torch.equal(c4_act_on_embedding(k1, c4_act_on_embedding(k2, v)), c4_act_on_embedding(k, v))
+            assert torch.equal(c4_rotate_grid_action(k1, c4_rotate_grid_action(k2, a)), c4_rotate_grid_action(k, a))
+    assert torch.equal(c4_act_on_latent(1, c4_act_on_latent(1, z)), c4_act_on_latent(2, z))
+    assert torch.equal(c4_act_on_latent(4, z), z) and torch.equal(c4_act_on_latent(0, z), z)
     # the layout: field i, rotation r is number 4 i + r; rho_Z(k) reads rotation r + k
     zz = torch.arange(8.0).reshape(1, 1, 8)
-    assert grid.rotate_latent(1, zz).flatten().tolist() == [1, 2, 3, 0, 5, 6, 7, 4]
+    assert c4_act_on_latent(1, zz).flatten().tolist() == [1, 2, 3, 0, 5, 6, 7, 4]
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
-def test_act_on_action_matches_groups(built, k):
+def test_torch_action_matches_the_env_symmetry(k):
+    """The torch form the networks are tested with is the env's ``symmetry.act_on_action``."""
+    from sen_rl.envs.shapes import ShapesEnv
+
+    sym = ShapesEnv().symmetry
     a = np.arange(20)
-    expected = c4_rotate_grid_action(k, a)
-    got = built["sen"].act_on_action(k, torch.as_tensor(a))
-    assert got.dtype == torch.int64 and np.array_equal(got.numpy(), expected)
+    got = c4_rotate_grid_action(k, torch.as_tensor(a))
+    assert got.dtype == torch.int64 and np.array_equal(got.numpy(), sym.act_on_action(k, a))
+    assert got.tolist() == [sym.act_on_action(k, int(i)) for i in a]
+    assert torch.equal(sym.act_on_action(k, torch.as_tensor(a)), got)  # the env's symmetry takes tensors too
+
+
+def test_nets_use_the_groups_actions(built):
+    for nets in built.values():
+        assert nets.act_on_embedding is c4_act_on_embedding and nets.act_on_latent is c4_act_on_latent
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
@@ -120,22 +151,21 @@ def test_action_one_hot_shifts_like_the_latent(k):
     a = torch.arange(20)
     onehot = grid.action_one_hot(a, K_OBJ)  # [20, K, 4]
     assert onehot[7, 1].tolist() == [0, 0, 0, 1] and onehot[7].sum() == 1  # object 1, direction left
-    assert torch.equal(grid.action_one_hot(grid.rotate_action(k, a), K_OBJ), grid.rotate_latent(k, onehot))
+    assert torch.equal(grid.action_one_hot(c4_rotate_grid_action(k, a), K_OBJ), c4_act_on_latent(k, onehot))
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
 def test_orbit_stacking_shifts(k):
     """Stacking rot90(v, r), r = 0..3: rotating v by k shifts the stacked axis by -k (rho_Z)."""
     _, v, _, _ = _batch()
-    orbit = grid.OrbitEncoder.orbit
-    assert torch.equal(orbit(grid.rotate_embedding(k, v)), torch.roll(orbit(v), -k, dims=2))
+    assert torch.equal(orbit(c4_act_on_embedding(k, v)), torch.roll(orbit(v), -k, dims=2))
 
 
 def test_orbit_encoder_weight_trick_equals_literal_stacking(built):
     _, v, _, _ = _batch()
     enc = built["sen"].encoder
     with torch.no_grad():
-        assert rel_err(enc(v), enc.forward_stacked(v)) < 1e-12
+        assert rel_err(enc(v), orbit_encoder_stacked(enc, v)) < 1e-12
 
 
 # --------------------------------------------------------------------------- C4 layers
@@ -164,8 +194,8 @@ def test_c4_layers(k):
     with torch.no_grad():
         assert rel_err(lin(x), ref) < 1e-12
         y = lin(x)
-        assert rel_err(lin(grid.rotate_latent(k, x)), grid.rotate_latent(k, y)) < 1e-12
-        assert rel_err(norm(grid.rotate_latent(k, y)), grid.rotate_latent(k, norm(y))) < 1e-12
+        assert rel_err(lin(c4_act_on_latent(k, x)), c4_act_on_latent(k, y)) < 1e-12
+        assert rel_err(norm(c4_act_on_latent(k, y)), c4_act_on_latent(k, norm(y))) < 1e-12
 
 
 # --------------------------------------------------------------------------- equivariance
@@ -187,7 +217,7 @@ def test_transition_equivariant(built, variant, k):
     nets = built[variant]
     _, _, z, a = _batch()
     with torch.no_grad():
-        lhs = nets.transition(nets.act_on_latent(k, z), nets.act_on_action(k, a))
+        lhs = nets.transition(nets.act_on_latent(k, z), c4_rotate_grid_action(k, a))
         rhs = nets.act_on_latent(k, nets.transition(z, a))
     assert rel_err(lhs, rhs) < 1e-4
 
@@ -239,17 +269,15 @@ def test_full_on_rendered_shapes_world(built):
         x = torch.as_tensor(np.stack(imgs)).permute(0, 3, 1, 2).double() / 255
         with torch.no_grad():
             z = nets.encoder(nets.embedding(x))
-            z_next = z + nets.transition(z, torch.cat([a, nets.act_on_action(k, a)]))
+            z_next = z + nets.transition(z, torch.cat([a, c4_rotate_grid_action(k, a)]))
         assert rel_err(z[1:], nets.act_on_latent(k, z[:1])) < 1e-4
         assert rel_err(z_next[1:], nets.act_on_latent(k, z_next[:1])) < 1e-4
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
 def test_escnn_rotation_direction_is_torch_rot90(k):
-    from escnn import gspaces
-    from escnn import nn as enn
-
-    gs = gspaces.rot2dOnR2(4)
+    enn = import_escnn().nn
+    gs = c4_gspace()
     x = torch.randn(1, 2, 7, 7)
     y = enn.GeometricTensor(x, enn.FieldType(gs, 2 * [gs.trivial_repr])).transform(gs.fibergroup.element(k))
     assert torch.equal(y.tensor, torch.rot90(x, k, dims=(-2, -1)))
@@ -261,7 +289,7 @@ def test_none_is_not_equivariant(built):
     with torch.no_grad():
         e_err = rel_err(nets.encoder(nets.act_on_embedding(1, v)), nets.act_on_latent(1, nets.encoder(v)))
         t_err = rel_err(
-            nets.transition(nets.act_on_latent(1, z), nets.act_on_action(1, a)),
+            nets.transition(nets.act_on_latent(1, z), c4_rotate_grid_action(1, a)),
             nets.act_on_latent(1, nets.transition(z, a)),
         )
     assert e_err > 1e-2 and t_err > 1e-2
@@ -271,8 +299,7 @@ def test_none_is_not_equivariant(built):
 
 
 def test_full_export_plain_torch_and_modes():
-    from escnn import nn as enn
-
+    enn = import_escnn().nn
     torch.manual_seed(2)
     nets = grid.build("full", "smoke", OBS, ACT)
     x = torch.rand(4, 3, 50, 50)
@@ -297,6 +324,17 @@ def test_full_export_plain_torch_and_modes():
     fresh.load_state_dict(emb.state_dict())
     with torch.no_grad():
         assert (fresh.eval()(x) - ref).abs().max() < 1e-6
+
+
+def test_full_init_matches_escnn(built):
+    """The "full" CNN's R2Convs get escnn's own generalized He scales (computed the fast way)."""
+    enn = import_escnn().nn  # escnn's own import would warn about py3nj
+    from escnn.nn.init import _generalized_he_init_variances
+
+    convs = [m for m in built["full"].embedding.modules() if isinstance(m, enn.R2Conv)]
+    assert len(convs) == 5
+    for m in convs:
+        assert torch.equal(he_variances(m.basisexpansion), _generalized_he_init_variances(m.basisexpansion))
 
 
 def test_gradients_reach_every_parameter():

@@ -1,22 +1,31 @@
 """Reacher networks (D4): exact equivariance for all 8 elements, escnn conventions, export.
 
-Conventions under test (see :mod:`sen_rl.nets.reacher`): ``g = (f, k) = r^k m^f``;
-``rho_V(g)`` flips the rows ``f`` times then ``rot90(., k, dims=(-2, -1))``; ``rho_Z(g)`` is
-escnn's regular representation of the element ``((f, k), "int")`` of
-``flipRot2dOnR2(N=4, axis=0)``, per field of ``z.view(B, 4, 8)``; ``rho_A(g) a = (-1)^f a``.
+Conventions under test (see :mod:`sen_rl.nets.reacher`, implemented in :mod:`sen_rl.groups`):
+``g = (f, k) = r^k m^f``; ``rho_V(g)`` flips the rows ``f`` times then
+``rot90(., k, dims=(-2, -1))``; ``rho_Z(g)`` is escnn's regular representation of the element
+``((f, k), "int")`` of ``flipRot2dOnR2(N=4, axis=0)``, per field of ``z.view(B, 4, 8)``;
+``rho_A(g) a = (-1)^f a``. escnn is the oracle here only: the library computes its tables itself.
 """
 
 import copy
-import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from sen_rl.groups import D4_ELEMENTS, d4_compose, reacher_symmetry
+from sen_rl.groups import (
+    D4_ELEMENTS,
+    d4_act_on_action,
+    d4_act_on_embedding,
+    d4_act_on_latent,
+    d4_compose,
+    d4_regular_permutations,
+    reacher_symmetry,
+)
 from sen_rl.nets import reacher
 from sen_rl.nets.base import export_module, to_float_image
+from sen_rl.nets.escnn_utils import d4_gspace, dilated_basis, escnn_element, he_variances, import_escnn, r2conv
 from tests.nets._util import eval_nets, rel_err
 
 SIZE = 32  # smoke observations: 32 x 32 x 6 -> embedding 8 x 8 x 8
@@ -96,7 +105,7 @@ def test_input_validation():
     with pytest.raises(ValueError, match="preset"):
         reacher.build("sen", "gpu", OBS, ACT)
     with pytest.raises(ValueError, match="not a D4 element"):
-        reacher.act_on_latent((0, 4), torch.zeros(1, 32))
+        d4_act_on_latent((0, 4), torch.zeros(1, 32))
 
 
 # --------------------------------------------------------------------------- conventions
@@ -106,64 +115,83 @@ def test_pixel_action_matches_world_convention():
     """World +x is image right, +y image up: a quarter turn takes +x to +y, the reflection +y to -y."""
     img = torch.zeros(1, 9, 9)
     img[0, 4, 6] = 1.0  # two pixels right of the centre: world +x
-    turned = reacher.act_on_embedding((0, 1), img)
+    turned = d4_act_on_embedding((0, 1), img)
     assert turned[0, 2, 4] == 1.0  # two pixels above the centre: world +y
-    flipped = reacher.act_on_embedding((1, 0), turned)
+    flipped = d4_act_on_embedding((1, 0), turned)
     assert flipped[0, 6, 4] == 1.0  # world -y
     # (1, 1): reflect first, then turn: +x -> +x -> +y
-    assert reacher.act_on_embedding((1, 1), img)[0, 2, 4] == 1.0
+    assert d4_act_on_embedding((1, 1), img)[0, 2, 4] == 1.0
 
 
 def test_escnn_element_mapping():
     """escnn's field transforms, for element ((f, k), "int") at axis 0, are exactly our actions."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from escnn import nn as enn
-    gs = reacher.d4_gspace()
+    enn = import_escnn().nn
+    gs = d4_gspace()
     group = gs.fibergroup
     scalar = enn.FieldType(gs, 3 * [gs.trivial_repr])
     regular = enn.FieldType(gs, 4 * [gs.regular_repr])
     x = torch.randn(2, 3, 7, 7)
     z = torch.randn(2, 32, 1, 1)
     for g in D4_ELEMENTS:
-        e = reacher.escnn_element(g)
-        assert torch.equal(enn.GeometricTensor(x, scalar).transform(e).tensor, reacher.act_on_embedding(g, x))
-        want = reacher.act_on_latent(g, z[..., 0, 0])
+        e = escnn_element(g)
+        assert torch.equal(enn.GeometricTensor(x, scalar).transform(e).tensor, d4_act_on_embedding(g, x))
+        want = d4_act_on_latent(g, z[..., 0, 0])
         got = enn.GeometricTensor(z, regular).transform(e).tensor[..., 0, 0]
         assert torch.allclose(got, want, atol=1e-6)
         assert group.irrep(1, 0)(e)[0, 0] == (-1 if g[0] else 1)
         for h in D4_ELEMENTS:  # the mapping is a group isomorphism
-            assert e @ reacher.escnn_element(h) == reacher.escnn_element(d4_compose(g, h))
+            assert e @ escnn_element(h) == escnn_element(d4_compose(g, h))
+    # and our element order is escnn's, which fixes the basis of a regular field
+    assert [tuple(e.to("int")) for e in group.elements] == list(D4_ELEMENTS)
+
+
+def test_regular_permutations_match_escnn():
+    """``sen_rl.groups`` derives the regular representation from ``d4_compose``; escnn's, entry by entry."""
+    rep = d4_gspace().regular_repr
+    perms = d4_regular_permutations()
+    assert perms.shape == (8, 8)
+    for i, g in enumerate(D4_ELEMENTS):
+        ours = np.zeros((8, 8))
+        ours[np.arange(8), perms[i]] = 1.0  # (rho(g) x)[a] = x[perm[a]]
+        np.testing.assert_allclose(rep(escnn_element(g)), ours, rtol=0, atol=1e-9, err_msg=str(g))
 
 
 def test_act_on_latent_is_a_representation():
     z = torch.randn(5, 32, dtype=torch.float64)
     for g1 in D4_ELEMENTS:
         for g2 in D4_ELEMENTS:
-            lhs = reacher.act_on_latent(g1, reacher.act_on_latent(g2, z))
-            assert torch.equal(lhs, reacher.act_on_latent(d4_compose(g1, g2), z))
-    assert torch.equal(reacher.act_on_latent((0, 0), z), z)
+            lhs = d4_act_on_latent(g1, d4_act_on_latent(g2, z))
+            assert torch.equal(lhs, d4_act_on_latent(d4_compose(g1, g2), z))
+    assert torch.equal(d4_act_on_latent((0, 0), z), z)
     # permutes numbers inside each of the 4 fields only
     zf = torch.arange(32.0).view(1, 32)
     for g in D4_ELEMENTS:
-        out = reacher.act_on_latent(g, zf).view(4, 8)
+        out = d4_act_on_latent(g, zf).view(4, 8)
         assert all(set(out[i].tolist()) == set(range(8 * i, 8 * i + 8)) for i in range(4))
 
 
-def test_act_on_action_matches_symmetry():
-    sym = reacher_symmetry()
+def test_torch_action_matches_the_env_symmetry():
+    """The torch form the networks are tested with is the env's ``symmetry.act_on_action``."""
+    sym = reacher_symmetry()  # what ReacherEnv.symmetry is
     a = np.random.default_rng(0).uniform(-1, 1, (6, 2)).astype(np.float32)
     for g in D4_ELEMENTS:
-        got = reacher.act_on_action(g, torch.from_numpy(a)).numpy()
-        np.testing.assert_array_equal(got, sym.act_on_action(g, a))
+        got = d4_act_on_action(g, torch.from_numpy(a))
+        assert got.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), sym.act_on_action(g, a))
+        assert torch.equal(sym.act_on_action(g, torch.from_numpy(a)), got)  # the env's symmetry takes tensors too
+
+
+def test_nets_use_the_groups_actions(built):
+    for nets in built.values():
+        assert nets.act_on_embedding is d4_act_on_embedding and nets.act_on_latent is d4_act_on_latent
 
 
 def test_act_on_embedding_is_a_representation():
     v = torch.randn(2, 8, 6, 6)
     for g1 in D4_ELEMENTS:
         for g2 in D4_ELEMENTS:
-            lhs = reacher.act_on_embedding(g1, reacher.act_on_embedding(g2, v))
-            assert torch.equal(lhs, reacher.act_on_embedding(d4_compose(g1, g2), v))
+            lhs = d4_act_on_embedding(g1, d4_act_on_embedding(g2, v))
+            assert torch.equal(lhs, d4_act_on_embedding(d4_compose(g1, g2), v))
 
 
 # --------------------------------------------------------------------------- equivariance
@@ -177,7 +205,7 @@ def test_encoder_equivariant(built64, variant):
         z = enc(v)
         assert z.abs().max() > 0
         for g in D4_ELEMENTS:
-            err = rel_err(enc(reacher.act_on_embedding(g, v)), reacher.act_on_latent(g, z))
+            err = rel_err(enc(d4_act_on_embedding(g, v)), d4_act_on_latent(g, z))
             assert err < 1e-4, (g, err)
 
 
@@ -188,8 +216,8 @@ def test_transition_equivariant(built64, variant):
     with torch.no_grad():
         dz = trans(z, a)
         for g in D4_ELEMENTS:
-            got = trans(reacher.act_on_latent(g, z), reacher.act_on_action(g, a))
-            err = rel_err(got, reacher.act_on_latent(g, dz))
+            got = trans(d4_act_on_latent(g, z), d4_act_on_action(g, a))
+            err = rel_err(got, d4_act_on_latent(g, dz))
             assert err < 1e-4, (g, err)
 
 
@@ -200,9 +228,9 @@ def test_full_pipeline_equivariant_on_pixels(built64):
         v = nets.embedding(x)
         z = nets.encoder(v)
         for g in D4_ELEMENTS:
-            vg = nets.embedding(reacher.act_on_embedding(g, x))
-            assert rel_err(vg, reacher.act_on_embedding(g, v)) < 1e-4, g
-            assert rel_err(nets.encoder(vg), reacher.act_on_latent(g, z)) < 1e-4, g
+            vg = nets.embedding(d4_act_on_embedding(g, x))
+            assert rel_err(vg, d4_act_on_embedding(g, v)) < 1e-4, g
+            assert rel_err(nets.encoder(vg), d4_act_on_latent(g, z)) < 1e-4, g
 
 
 def test_none_is_not_equivariant(built64):
@@ -210,13 +238,9 @@ def test_none_is_not_equivariant(built64):
     _, v, z, a = _batch()
     with torch.no_grad():
         zv, dz = nets.encoder(v), nets.transition(z, a)
-        enc_err = [
-            rel_err(nets.encoder(reacher.act_on_embedding(g, v)), reacher.act_on_latent(g, zv)) for g in D4_ELEMENTS[1:]
-        ]
+        enc_err = [rel_err(nets.encoder(d4_act_on_embedding(g, v)), d4_act_on_latent(g, zv)) for g in D4_ELEMENTS[1:]]
         trans_err = [
-            rel_err(
-                nets.transition(reacher.act_on_latent(g, z), reacher.act_on_action(g, a)), reacher.act_on_latent(g, dz)
-            )
+            rel_err(nets.transition(d4_act_on_latent(g, z), d4_act_on_action(g, a)), d4_act_on_latent(g, dz))
             for g in D4_ELEMENTS[1:]
         ]
     assert min(enc_err) > 1e-2 and min(trans_err) > 1e-2
@@ -224,17 +248,15 @@ def test_none_is_not_equivariant(built64):
 
 def test_large_dilation_stays_exact():
     """escnn's default basis at dilation 16 is numerically broken; ours is exact."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from escnn import nn as enn
-    gs = reacher.d4_gspace()
+    enn = import_escnn().nn
+    gs = d4_gspace()
     t = enn.FieldType(gs, [gs.regular_repr])
-    conv = reacher.r2conv(t, t, 3, padding=16, dilation=16, **reacher.dilated_basis(16)).double().eval()
+    conv = r2conv(t, t, 3, padding=16, dilation=16, **dilated_basis(16)).double().eval()
     x = torch.randn(2, 8, 34, 34, dtype=torch.float64)
     with torch.no_grad():
         y = conv(enn.GeometricTensor(x, t))
         for g in D4_ELEMENTS:
-            e = reacher.escnn_element(g)
+            e = escnn_element(g)
             got = conv(enn.GeometricTensor(x, t).transform(e)).tensor
             assert rel_err(got, y.transform(e).tensor) < 1e-5, g
 
@@ -250,10 +272,8 @@ def test_sampling_grids():
 
 
 def test_he_variances_match_escnn(built):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from escnn import nn as enn
-        from escnn.nn.init import _generalized_he_init_variances
+    enn = import_escnn().nn  # escnn's own import would warn about py3nj
+    from escnn.nn.init import _generalized_he_init_variances
 
     layers = [
         m
@@ -264,7 +284,7 @@ def test_he_variances_match_escnn(built):
     ]
     assert len(layers) > 10
     for m in layers:
-        assert torch.equal(reacher.he_variances(m.basisexpansion), _generalized_he_init_variances(m.basisexpansion))
+        assert torch.equal(he_variances(m.basisexpansion), _generalized_he_init_variances(m.basisexpansion))
 
 
 # --------------------------------------------------------------------------- export
@@ -284,8 +304,15 @@ def test_export_equal(built, variant):
         dz, dze = nets.transition(z, a), exported[2](z, a)
     for want, got in ((v, ve), (z, ze), (dz, dze)):
         assert float((want - got).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
-    # the wrapper's own export gives the same plain module
-    if variant != "none":
-        own = nets.encoder.export()
-        with torch.no_grad():
-            assert torch.allclose(own(v), z, atol=1e-5)
+
+
+def test_models_share_no_escnn_buffers():
+    """escnn shares basis buffers between equal layers of all models; each of ours owns its copy."""
+    torch.manual_seed(5)
+    a, b = (reacher.build("sen", "smoke", OBS, ACT) for _ in range(2))
+    a.encoder.double()  # would turn b's shared basis buffers to float64 too
+    _, v, _, _ = _batch(torch.float32)
+    with torch.no_grad():
+        assert b.encoder(v).dtype == torch.float32
+    ptrs = {t.data_ptr() for t in a.encoder.buffers() if t.numel()}
+    assert not ptrs & {t.data_ptr() for t in b.encoder.buffers() if t.numel()}

@@ -10,21 +10,17 @@ import torch
 from sen_rl.groups import (
     TEAPOT_SMALL_ANGLE,
     TEAPOT_SMALL_AXES,
+    TEAPOT_SMALL_ROTATIONS,
     axis_angle_to_matrix,
     octahedral_group,
     random_rotation,
+    so3_act_on_matrix,
+    teapot_act_on_large_action,
+    teapot_act_on_small_action,
     teapot_symmetry,
 )
 from sen_rl.nets.base import export_module, to_float_image
-from sen_rl.nets.teapot import (
-    MatMulTransition,
-    act_on_large_action,
-    act_on_matrix,
-    act_on_small_action,
-    build,
-    gram_schmidt,
-    rotation_vector_to_matrix,
-)
+from sen_rl.nets.teapot import MatMulTransition, build, gram_schmidt
 
 OBS = gym.spaces.Box(0, 255, (64, 64, 1), np.uint8)
 SMALL = gym.spaces.Discrete(6)
@@ -118,9 +114,10 @@ def test_small_action_matrices_match_groups():
     expected = axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES)
     got = t.action_matrix(torch.arange(6), torch.float64).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-15)
+    np.testing.assert_array_equal(TEAPOT_SMALL_ROTATIONS, expected)
 
 
-def test_rodrigues_matches_groups():
+def test_rodrigues_torch_matches_numpy():
     rng = np.random.default_rng(0)
     vecs = np.concatenate(
         [
@@ -130,44 +127,52 @@ def test_rodrigues_matches_groups():
             [[np.pi, 0, 0]],
         ]
     )
-    got = rotation_vector_to_matrix(torch.as_tensor(vecs)).numpy()
+    got = axis_angle_to_matrix(torch.as_tensor(vecs))
+    assert got.dtype == torch.float64
+    got = got.numpy()
     np.testing.assert_allclose(got, axis_angle_to_matrix(vecs), atol=1e-13)
-    got32 = rotation_vector_to_matrix(torch.as_tensor(vecs, dtype=torch.float32)).numpy()
+    got32 = axis_angle_to_matrix(torch.as_tensor(vecs, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(got32, axis_angle_to_matrix(vecs), atol=2e-6)
     # differentiable at zero
     v = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
-    rotation_vector_to_matrix(v).sum().backward()
+    axis_angle_to_matrix(v).sum().backward()
     assert torch.isfinite(v.grad).all()
 
 
-def test_act_on_action_agrees_with_groups():
-    small, large = teapot_symmetry("small"), teapot_symmetry("large")
+def test_torch_actions_match_the_env_symmetry():
+    """The torch forms the networks are tested with are the env's ``symmetry.act_on_action``."""
+    small, large = teapot_symmetry("small"), teapot_symmetry("large")  # what TeapotEnv.symmetry is
     a_small = np.arange(6)
     a_large = np.random.default_rng(0).uniform(-np.pi, np.pi, (20, 3)).astype(np.float32)
     for g in GROUP:
-        got = act_on_small_action(g, torch.as_tensor(a_small))
-        assert got.dtype == torch.int64
-        np.testing.assert_array_equal(got.numpy(), small.act_on_action(g, a_small))
-        got = act_on_large_action(g, torch.as_tensor(a_large))
-        assert got.dtype == torch.float32
-        np.testing.assert_allclose(got.numpy(), large.act_on_action(g, a_large), atol=1e-6)
+        got_small = teapot_act_on_small_action(g, torch.as_tensor(a_small))
+        assert got_small.dtype == torch.int64
+        np.testing.assert_array_equal(got_small.numpy(), small.act_on_action(g, a_small))
+        got_large = teapot_act_on_large_action(g, torch.as_tensor(a_large))
+        assert got_large.dtype == torch.float32
+        np.testing.assert_allclose(got_large.numpy(), large.act_on_action(g, a_large), atol=1e-6)
+        # the env's symmetry takes tensors too
+        assert torch.equal(small.act_on_action(g, torch.as_tensor(a_small)), got_small)
+        assert torch.equal(large.act_on_action(g, torch.as_tensor(a_large)), got_large)
     # batched group elements and torch input
     gb = torch.as_tensor(GROUP)
     idx = torch.arange(24) % 6
     expected = [small.act_on_action(GROUP[i], int(idx[i])) for i in range(24)]
-    np.testing.assert_array_equal(act_on_small_action(gb, idx).numpy(), expected)
+    np.testing.assert_array_equal(teapot_act_on_small_action(gb, idx).numpy(), expected)
     with pytest.raises(ValueError, match="cube rotation"):
-        act_on_small_action(random_rotation(np.random.default_rng(1)), torch.arange(6))
+        teapot_act_on_small_action(random_rotation(np.random.default_rng(1)), torch.arange(6))
 
 
-def test_act_on_matrix():
+def test_so3_act_on_matrix():
     rng = np.random.default_rng(2)
     z = random_latents(4, rng)
     gb = torch.as_tensor(GROUP[:4])
-    torch.testing.assert_close(act_on_matrix(gb, z), gb @ z)  # batched elements
-    torch.testing.assert_close(act_on_matrix(GROUP[7], z.float()), torch.as_tensor(GROUP[7]).float() @ z.float())
+    torch.testing.assert_close(so3_act_on_matrix(gb, z), gb @ z)  # batched elements
+    torch.testing.assert_close(so3_act_on_matrix(GROUP[7], z.float()), torch.as_tensor(GROUP[7]).float() @ z.float())
     with pytest.raises(ValueError, match="3, 3"):
-        act_on_matrix(GROUP[1], z.reshape(4, 9))
+        so3_act_on_matrix(GROUP[1], z.reshape(4, 9))
+    # numpy in, numpy out: the same rule acts on the env's orientations
+    np.testing.assert_array_equal(so3_act_on_matrix(GROUP[7], z.numpy()), GROUP[7] @ z.numpy())
 
 
 def test_act_on_small_action_is_conjugation():
@@ -175,7 +180,7 @@ def test_act_on_small_action_is_conjugation():
     mats = t.action_matrix(torch.arange(6), torch.float64)
     for g in GROUP:
         gt = torch.as_tensor(g)
-        moved = t.action_matrix(act_on_small_action(g, torch.arange(6)), torch.float64)
+        moved = t.action_matrix(teapot_act_on_small_action(g, torch.arange(6)), torch.float64)
         torch.testing.assert_close(moved, gt @ mats @ gt.T, atol=1e-14, rtol=0)
 
 
@@ -196,7 +201,8 @@ def test_matmul_transition_is_exactly_equivariant(mode):
     base = t(z, a)
     assert_rotation(base, atol=1e-12)
     for g in GROUP:
-        lhs = t(nets.act_on_latent(g, z), nets.act_on_action(g, a))
+        act = teapot_act_on_small_action if mode == "small" else teapot_act_on_large_action
+        lhs = t(nets.act_on_latent(g, z), act(g, a))
         rhs = nets.act_on_latent(g, base)
         assert rel_err(lhs, rhs) < 1e-6
         assert rel_err(lhs, rhs) < 1e-13  # in fact exact to rounding
@@ -244,6 +250,7 @@ def test_build_shapes_and_export(variant, action_space):
         assert_rotation(z, atol=1e-5)
         assert_rotation(out, atol=1e-5)
     # the group actions are defined on both variants' spaces
+    assert nets.act_on_embedding is so3_act_on_matrix and nets.act_on_latent is so3_act_on_matrix
     g = GROUP[5]
     torch.testing.assert_close(nets.act_on_embedding(g, v), torch.as_tensor(g, dtype=v.dtype) @ v)
     torch.testing.assert_close(nets.act_on_latent(g, z), torch.as_tensor(g, dtype=z.dtype) @ z)
