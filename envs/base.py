@@ -24,6 +24,8 @@ class SymmetricEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     symmetry: Symmetry
+    #: frames stacked on the channel axis of an observation (the last one is the current frame)
+    stacked_frames: int = 1
 
     def __init__(self, render_mode: str | None = None):
         if render_mode not in (None, "rgb_array"):
@@ -51,6 +53,10 @@ class SymmetricEnv(gym.Env):
 
     def _advance(self, action) -> None:
         raise NotImplementedError
+
+    def hard_negative_states(self, state) -> list[np.ndarray]:
+        """World states one small move away from ``state`` that a good model must tell apart from it (HH@1)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no hard negatives")
 
     def _reward(self, action) -> float:
         return 0.0
@@ -109,9 +115,11 @@ class SymmetricEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        obs = self._observe()
-        if obs.shape[-1] == 1:
-            return np.repeat(obs, 3, axis=-1)
-        if obs.shape[-1] == 6:  # Reacher's stacked frames: show the current one
-            return obs[..., 3:]
-        return obs
+        return displayable(self._observe(), self.stacked_frames)
+
+
+def displayable(obs: np.ndarray, stacked_frames: int = 1) -> np.ndarray:
+    """An observation as an RGB picture: the current frame of a stack, grayscale repeated."""
+    obs = np.asarray(obs)
+    frame = obs[..., -(obs.shape[-1] // stacked_frames) :]
+    return np.repeat(frame, 3, axis=-1) if frame.shape[-1] == 1 else frame

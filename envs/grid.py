@@ -67,3 +67,9 @@ class GridWorldEnv(SymmetricEnv):
 
     def _advance(self, action) -> None:
         self._cells = grid_step(self._cells, int(action), self.width)
+
+    def hard_negative_states(self, state) -> list[np.ndarray]:
+        """Every valid move of one object by one cell (2 to 4 * n_objects states)."""
+        cells = self._validate_state(state)
+        moved = (grid_step(cells, a, self.width) for a in range(self.action_space.n))
+        return [s for s in moved if not np.array_equal(s, cells)]

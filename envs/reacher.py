@@ -39,6 +39,8 @@ GOAL_LIMIT = 0.27
 #: Half the side of the square of the plane the camera shows: the target's whole range
 #: (0.27 + its radius 0.009); the arm reaches 0.21 (+ the fingertip's radius 0.01).
 VIEW_HALF_EXTENT = 0.28
+#: Hard negatives (HH@1): one joint angle moved by this much (radians) in both stacked frames.
+NEGATIVE_ANGLE = 0.1
 #: The largest image side accepted (the off-screen buffer is sized to fit it).
 MAX_SIZE = 1024
 
@@ -71,6 +73,7 @@ class ReacherEnv(SymmetricEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}  # 1 / (0.01 s * frame_skip)
+    stacked_frames = 2  # previous and current RGB frame
 
     def __init__(self, render_mode: str | None = None, size: int = 128, goal=DEFAULT_GOAL):
         super().__init__(render_mode)
@@ -189,6 +192,17 @@ class ReacherEnv(SymmetricEnv):
         mj.mj_step(self._model, self._data, nstep=FRAME_SKIP)
         # positions of the bodies at the new qpos (mj_step leaves those of its last stage)
         mj.mj_kinematics(self._model, self._data)
+
+    def hard_negative_states(self, state) -> list[np.ndarray]:
+        """One joint angle moved by +-NEGATIVE_ANGLE in both the previous and the current frame (4 states)."""
+        s = self._validate_state(state)
+        out = []
+        for joint in (0, 1):
+            for sign in (1.0, -1.0):
+                t = s.copy()
+                t[[joint, 4 + joint]] += sign * NEGATIVE_ANGLE  # previous qpos [0:4], current qpos [4:8]
+                out.append(t)
+        return out
 
     def _reward(self, action) -> float:
         vec = self._data.xpos[self._fingertip] - self._data.xpos[self._target]

@@ -31,8 +31,9 @@ import numpy as np
 from sen_rl.envs.base import SymmetricEnv
 from sen_rl.envs.teapot_mesh import teapot_mesh
 from sen_rl.groups import (
-    TEAPOT_SMALL_ANGLE,
+    TEAPOT_ACTION_MODES,
     TEAPOT_SMALL_AXES,
+    TEAPOT_SMALL_ROTATIONS,
     axis_angle_to_matrix,
     matrix_to_quaternion,
     random_rotation,
@@ -40,7 +41,6 @@ from sen_rl.groups import (
 )
 from sen_rl.render import OffscreenRenderer, mujoco_module
 
-ACTION_MODES = ("small", "large")
 MESH_SUBDIVISIONS = 10  # per patch edge: 32 patches -> about 6,400 triangles
 # No shadows and no multisampling: with Mesa's software renderer 4x MSAA makes a 64x64
 # frame three times slower (about 3 ms instead of 1 ms) for slightly softer edges.
@@ -49,8 +49,6 @@ CAMERA_FOVY = 45.0
 ROTATION_TOL = 1e-6
 #: ITU-R BT.601 luma weights, RGB -> gray
 LUMA = np.array([0.299, 0.587, 0.114])
-#: The six small actions as rotation matrices ``[6, 3, 3]``.
-SMALL_ROTATIONS = axis_angle_to_matrix(TEAPOT_SMALL_AXES * TEAPOT_SMALL_ANGLE)
 
 
 def _floats(a: np.ndarray) -> str:
@@ -134,8 +132,8 @@ class TeapotEnv(SymmetricEnv):
     """
 
     def __init__(self, render_mode: str | None = None, actions: str = "small", size: int = 64):
-        if not isinstance(actions, str) or actions not in ACTION_MODES:
-            raise ValueError(f"actions must be one of {ACTION_MODES}, got {actions!r}")
+        if not isinstance(actions, str) or actions not in TEAPOT_ACTION_MODES:
+            raise ValueError(f"actions must be one of {TEAPOT_ACTION_MODES}, got {actions!r}")
         if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 16 <= size <= 512:
             raise ValueError(f"size must be an int in [16, 512] (image side in pixels), got {size!r}")
         super().__init__(render_mode)
@@ -166,7 +164,7 @@ class TeapotEnv(SymmetricEnv):
     def action_matrix(self, action) -> np.ndarray:
         """The rotation matrix of an (already valid) action."""
         if self.actions == "small":
-            return SMALL_ROTATIONS[int(action)]
+            return TEAPOT_SMALL_ROTATIONS[int(action)]
         return axis_angle_to_matrix(np.asarray(action, dtype=np.float64))
 
     def _sample_initial_state(self) -> np.ndarray:
@@ -175,6 +173,11 @@ class TeapotEnv(SymmetricEnv):
     def _advance(self, action) -> None:
         # T(z, a) = a z, then back onto SO(3) so that long episodes do not drift
         self._state = orthonormalize(self.action_matrix(action) @ self._state)
+
+    def hard_negative_states(self, state) -> list[np.ndarray]:
+        """The orientation turned by one small action (2 pi / 30) about +-x, +-y, +-z (6 states)."""
+        r = validate_rotation(state)
+        return [m @ r for m in TEAPOT_SMALL_ROTATIONS]
 
     # -- rendering -------------------------------------------------------------------------
     def render_state(self, state) -> np.ndarray:

@@ -9,11 +9,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
-from sen_rl.envs import ENV_SPECS, register_envs  # noqa: E402
+from sen_rl.domains import DOMAINS, ENV_IDS, domain_of, register_envs  # noqa: E402
 
 register_envs()
-
-ENV_IDS = tuple(ENV_SPECS)
 
 # torch-backed parts load on first use, so that environment workers stay light
 _LAZY = {
@@ -36,4 +34,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'sen_rl' has no attribute {name!r}")
 
 
-__all__ = ["ENV_IDS", "__version__", "register_envs", *_LAZY]
+__all__ = ["DOMAINS", "ENV_IDS", "__version__", "domain_of", "register_envs", *_LAZY]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sen_rl.data import RolloutDataset
+from sen_rl.domains import domain_of
 from sen_rl.groups import (
     TEAPOT_SMALL_ANGLE,
     TEAPOT_SMALL_AXES,
@@ -36,25 +37,9 @@ from sen_rl.metrics import (
     safe_ratio,
     traversal_hits_at_1,
 )
-from sen_rl.model import DOMAIN_NETS, WorldModel
+from sen_rl.model import WorldModel
 
-#: The paper's evaluation horizons (steps): 10 for the grid domains, 1 for Teapot and Reacher.
-DEFAULT_HORIZONS = {"SEN-Shapes-v0": 10, "SEN-Cubes-v0": 10, "SEN-Teapot-v0": 1, "SEN-Reacher-v0": 1}
-
-#: TH@1 traversals: name -> index of the world axis in TEAPOT_SMALL_AXES (+z, +y, +x).
-TRAVERSALS = {"yaw": 4, "pitch": 2, "roll": 0}
 TRAVERSAL_STEPS = 30  # of 2 pi / 30: one full turn
-
-#: Reacher hard negatives: joint angles moved by this much (radians).
-REACHER_NEGATIVE_DELTA = 0.1
-
-#: The reference element of ``ee_quarter``: one counter-clockwise quarter turn (about world z
-#: for Teapot, where the authors released no code).
-QUARTER_TURN = {
-    "grid": 1,
-    "reacher": (0, 1),
-    "teapot": np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
-}
 
 _BATCH_BYTES = 64 << 20  # uint8 pixels read per batch, twins included
 
@@ -76,9 +61,9 @@ def check_compatible(model: WorldModel, ds: RolloutDataset) -> None:
             f"expects {model.obs_shape} (env kwargs {model.config.env_kwargs}); collect with the model's --env-kwargs"
         )
     space = model.action_space
-    act_shape = tuple(ds["actions"].shape[2:])
+    act_shape = tuple(ds.actions.shape[2:])
     want = tuple(getattr(space, "shape", ()) or ())
-    if act_shape != want or (np.issubdtype(ds["actions"].dtype, np.integer) != (want == ())):
+    if act_shape != want or (np.issubdtype(ds.actions.dtype, np.integer) != (want == ())):
         raise ValueError(
             f"the dataset {ds.path} has actions of shape {act_shape} ({ds['actions'].dtype}, env kwargs "
             f"{ds.env_kwargs}) but the model's action space is {space} (env kwargs {model.config.env_kwargs})"
@@ -86,7 +71,7 @@ def check_compatible(model: WorldModel, ds: RolloutDataset) -> None:
 
 
 def resolve_horizon(env_id: str, steps: int, horizon: int | None) -> int:
-    k = DEFAULT_HORIZONS.get(env_id, 1) if horizon is None else int(horizon)
+    k = domain_of(env_id).eval_horizon if horizon is None else int(horizon)
     if k < 1:
         raise ValueError(f"horizon must be >= 1, got {k}")
     if k > steps:
@@ -96,41 +81,6 @@ def resolve_horizon(env_id: str, steps: int, horizon: int | None) -> int:
             f"or pass --horizon {steps}"
         )
     return k
-
-
-# --------------------------------------------------------------------------- hard negatives
-
-
-def hard_negative_states(domain: str, env, state: np.ndarray) -> list[np.ndarray]:
-    """World states close to ``state`` whose observations a good model must tell apart from it.
-
-    - grid domains: every valid move of one object by one cell (2 to 20 states);
-    - Teapot: the orientation turned by one small action (2 pi / 30) about +-x, +-y, +-z (6);
-    - Reacher: one joint angle moved by +-0.1 rad in both stacked frames (4).
-    """
-    state = np.asarray(state)
-    if domain == "grid":
-        from sen_rl.envs.grid import grid_step
-
-        out = []
-        for a in range(4 * len(state)):
-            s = grid_step(state, a, env.width)
-            if not np.array_equal(s, state):
-                out.append(s)
-        return out
-    if domain == "teapot":
-        rots = axis_angle_to_matrix(TEAPOT_SMALL_AXES * TEAPOT_SMALL_ANGLE)
-        return [r @ state for r in rots]
-    if domain == "reacher":
-        out = []
-        for joint in (0, 1):
-            for sign in (1.0, -1.0):
-                s = np.array(state, dtype=np.float64)
-                s[joint] += sign * REACHER_NEGATIVE_DELTA  # previous frame
-                s[4 + joint] += sign * REACHER_NEGATIVE_DELTA  # current frame
-                out.append(s)
-        return out
-    raise ValueError(f"no hard-negative generator for domain {domain!r}")
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -152,13 +102,13 @@ def _encode_many(model: WorldModel, obs: np.ndarray, batch: int = 256) -> torch.
 
 
 @torch.no_grad()
-def _hard_hits(model, env, domain, pred, target, states_k, n, chunk: int = 64) -> dict:
+def _hard_hits(model, env, pred, target, states_k, n, chunk: int = 64) -> dict:
     """HH@1 on the first ``n`` samples; frames are rendered and encoded ``chunk`` samples at a time."""
     z_negs, counts = [], []
     for lo, hi in _batches(n, chunk):
         frames, sizes = [], []
         for i in range(lo, hi):
-            states = hard_negative_states(domain, env.unwrapped, states_k[i])
+            states = env.unwrapped.hard_negative_states(states_k[i])
             sizes.append(len(states))
             frames += [env.unwrapped.render_state(s) for s in states]
         z_negs += list(_encode_many(model, np.stack(frames)).split(sizes))
@@ -175,11 +125,11 @@ def _hard_hits(model, env, domain, pred, target, states_k, n, chunk: int = 64) -
 
 
 @torch.no_grad()
-def _traversals(model, env, starts: np.ndarray) -> dict:
+def _traversals(model, env, starts: np.ndarray, traversals) -> dict:
     out = {}
     discrete = isinstance(model.action_space, gym.spaces.Discrete)
     idx = torch.arange(1, TRAVERSAL_STEPS + 1) % TRAVERSAL_STEPS  # prediction after k steps -> frame k mod 30
-    for name, a in TRAVERSALS.items():
+    for name, a in traversals:
         steps = np.arange(TRAVERSAL_STEPS)
         rots = axis_angle_to_matrix(TEAPOT_SMALL_AXES[a][None] * (steps[:, None] * TEAPOT_SMALL_ANGLE))
         frames = np.stack([[env.unwrapped.render_state(r @ s0) for r in rots] for s0 in starts])  # [S, 30, ...]
@@ -213,7 +163,7 @@ def evaluate(
     :param model: the world model (evaluated in eval mode on its own device).
     :param dataset: a :class:`RolloutDataset` or the path of one, of the model's env; with
         twins for EE(S) and DIE.
-    :param horizon: steps ``K`` to roll forward (default :data:`DEFAULT_HORIZONS`); the
+    :param horizon: steps ``K`` to roll forward (default: the domain's ``eval_horizon``); the
         dataset needs at least ``K`` steps per episode.
     :param max_samples: use the first ``max_samples`` episodes (default: all), one sample each.
     :param seed: seeds the DIE permutation.
@@ -242,7 +192,7 @@ def evaluate(
 def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size) -> dict:
     check_compatible(model, ds)
     env_id = ds.env_id
-    domain = DOMAIN_NETS[env_id]
+    domain = domain_of(env_id)
     K = resolve_horizon(env_id, ds.steps, horizon)
     if max_samples is not None and int(max_samples) < 2:
         raise ValueError(f"max_samples must be >= 2 (ranking needs rivals), got {max_samples}")
@@ -257,7 +207,7 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
     twins = ds.has_twins
     skipped: list[str] = []
     if twins:
-        stored = np.asarray(ds["twins/elements"][()], dtype=np.float64)
+        stored = np.asarray(ds.twin_elements[()], dtype=np.float64)
         if stored.shape != np.asarray(elements, dtype=np.float64).shape or not np.allclose(
             stored, np.asarray(elements, dtype=np.float64)
         ):
@@ -277,9 +227,9 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
     ee_den = torch.zeros((), dtype=torch.float64)
     preds_g, targets_g = [], []
     for lo, hi in _batches(N, bs):
-        obs0 = ds["obs"][lo:hi, 0]
-        obsk = ds["obs"][lo:hi, K]
-        acts = ds["actions"][lo:hi, :K]
+        obs0 = ds.obs[lo:hi, 0]
+        obsk = ds.obs[lo:hi, K]
+        acts = ds.actions[lo:hi, :K]
         v = model.embed(obs0)
         z0 = model.encoder(v)
         z0s.append(z0.float().cpu())
@@ -287,9 +237,9 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
         targets.append(model.encode(obsk).float().cpu())
         if not twins:
             continue
-        t0 = ds["twins/obs"][lo:hi, 0]  # [B, G, ...]
-        tk = ds["twins/obs"][lo:hi, K]
-        tacts = ds["twins/actions"][lo:hi, :K]  # [B, K, G, ...]
+        t0 = ds.twin_obs[lo:hi, 0]  # [B, G, ...]
+        tk = ds.twin_obs[lo:hi, K]
+        tacts = ds.twin_actions[lo:hi, :K]  # [B, K, G, ...]
         ee_den += row_norms(v).sum().cpu()
         pg, tg = [], []
         for i, g in enumerate(elements):
@@ -318,7 +268,7 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
         ee = [safe_ratio(ee_num[i], ee_den) for i in range(G)]
         results.update({f"ee/{labels[i]}": ee[i] for i in range(G)})
         results["ee_mean"] = float(np.mean([ee[i] for i in non_id]))
-        ref = np.asarray(QUARTER_TURN[domain], dtype=np.float64)
+        ref = np.asarray(domain.quarter_turn, dtype=np.float64)
         q = next(i for i, g in enumerate(elements) if np.allclose(np.asarray(g, dtype=np.float64), ref))
         results["ee_quarter"] = ee[q]
         results["ee_quarter_element"] = labels[q]
@@ -330,21 +280,21 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
         results["die_mean"] = float(np.mean([die[i] for i in non_id]))
 
     n_hh = min(N, int(hh_samples))
-    want_th = domain == "teapot" and int(th_starts) > 0
+    want_th = bool(domain.traversals) and int(th_starts) > 0
     if n_hh > 0 or want_th:
         env = ds.make_env()
         try:
             if n_hh > 0:
-                states_k = ds["states"][:n_hh, K]
-                results.update(_hard_hits(model, env, domain, pred, target, states_k, n_hh))
+                states_k = ds.states[:n_hh, K]
+                results.update(_hard_hits(model, env, pred, target, states_k, n_hh))
             if want_th:
-                starts = ds["states"][: min(ds.episodes, int(th_starts)), 0]
-                results.update(_traversals(model, env, starts))
+                starts = ds.states[: min(ds.episodes, int(th_starts)), 0]
+                results.update(_traversals(model, env, starts, domain.traversals))
         finally:
             env.close()
     if n_hh <= 0:
         skipped.append("hh@1: hh_samples = 0")
-    if domain == "teapot" and not want_th:
+    if domain.traversals and not want_th:
         skipped.append("th@1: th_starts = 0")
     results["skipped"] = skipped
     return results
@@ -383,8 +333,8 @@ def format_table(results: dict) -> str:
             _pct(r["hh@1"]),
             f"{r['hh_samples']} samples, {r['hh_negatives']:.1f} hard negatives each",
         )
-    for name in TRAVERSALS:
-        k = f"th@1_{name}"
+    for k in (k for k in r if k.startswith("th@1_")):
+        name = k[len("th@1_") :]
         if k in r:
             row(f"TH@1 {name}", _pct(r[k]), f"{r['th_starts']} traversals of {TRAVERSAL_STEPS} steps")
     elements = [k[3:] for k in r if k.startswith("ee/")]

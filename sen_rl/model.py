@@ -13,39 +13,27 @@ compared with the current latent rather than the prediction.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice, export_module, to_float_image
-
-#: env id -> module under sen_rl.nets that builds its networks
-DOMAIN_NETS = {
-    "SEN-Shapes-v0": "grid",
-    "SEN-Cubes-v0": "grid",
-    "SEN-Teapot-v0": "teapot",
-    "SEN-Reacher-v0": "reacher",
-}
-
-#: env kwargs a preset implies when the user gives none (Reacher's CPU sizes use 64x64 frames)
-PRESET_ENV_KWARGS = {
-    ("SEN-Reacher-v0", "smoke"): {"size": 64},
-    ("SEN-Reacher-v0", "cpu"): {"size": 64},
-}
-
-#: keyword arguments of a domain's network builder that depend on the env, not on the preset:
-#: 2D Shapes is drawn on 10-pixel cells, which its cell-aligned SEN reads one cell at a time
-DEFAULT_NET_KWARGS = {
-    "SEN-Shapes-v0": {"cell": 10},
-}
+from sen_rl.domains import PRESETS, VARIANTS, Domain, check_choice, domain_of
+from sen_rl.fileio import atomic_write
+from sen_rl.nets.base import DomainNets, export_module, to_float_image
 
 CHECKPOINT_FORMAT = "sen-rl-checkpoint"
+
+ObsFormat = Literal["env", "sb3"]
+"""How observations are laid out: ``"env"``, uint8 ``[..., H, W, C]`` as the env emits them;
+``"sb3"``, float ``[..., C, H, W]`` in [0, 1], what stable-baselines3 hands a features
+extractor (after ``VecTransposeImage`` and its division by 255)."""
+OBS_FORMATS: tuple[str, ...] = ("env", "sb3")
 
 
 @dataclass
@@ -58,30 +46,29 @@ class ModelConfig:
     env_kwargs: dict = field(default_factory=dict)
     hinge: float = 1.0
     sigma: float = 0.5
-    #: extra keywords for the domain's network builder; None: DEFAULT_NET_KWARGS of the env
+    #: extra keywords for the domain's network builder; None: the domain's ``net_kwargs``
     net_kwargs: dict | None = None
 
 
-def _spaces(env_id: str, env_kwargs: dict):
-    import sen_rl  # noqa: F401  (registers the ids)
-
-    if env_id not in DOMAIN_NETS:
-        raise ValueError(f"no world model for env {env_id!r}; supported: {', '.join(DOMAIN_NETS)}")
-    env = gym.make(env_id, **env_kwargs)
+def _domain(env_id: str) -> Domain:
     try:
-        return env.observation_space, env.action_space, env.unwrapped.symmetry
-    finally:
-        env.close()
+        return domain_of(env_id)
+    except ValueError as exc:
+        raise ValueError(f"no world model for env {env_id!r}: {exc}") from None
 
 
 class ModelSymmetry:
-    """The env's symmetry (same elements) extended with the group's action on the model's spaces."""
+    """The env's symmetry (same elements) extended with the group's action on the model's spaces.
 
-    def __init__(self, env_symmetry, nets: DomainNets):
+    The rules on states and MDP actions are the env's; those on the embedding and the latent
+    are the domain's (:class:`sen_rl.domains.Domain`), all of them written in :mod:`sen_rl.groups`.
+    """
+
+    def __init__(self, env_symmetry, domain: Domain):
         self._env = env_symmetry
-        self._nets = nets
-        self.name = env_symmetry.name
-        self.elements = env_symmetry.elements
+        self._domain = domain
+        self.name: str = env_symmetry.name
+        self.elements: tuple = env_symmetry.elements
 
     def act_on_state(self, g, state):
         return self._env.act_on_state(g, state)
@@ -92,83 +79,166 @@ class ModelSymmetry:
     def act_on_latent(self, g, z):
         """rho_Z(g) z, for a torch tensor or numpy array ``[B, ...]``."""
         if isinstance(z, np.ndarray):
-            return self._nets.act_on_latent(g, torch.from_numpy(z)).numpy()
-        return self._nets.act_on_latent(g, z)
+            return self._domain.act_on_latent(g, torch.from_numpy(z)).numpy()
+        return self._domain.act_on_latent(g, z)
 
     def act_on_embedding(self, g, v):
         """rho_V(g) v on the output of the symmetric embedding."""
         if isinstance(v, np.ndarray):
-            return self._nets.act_on_embedding(g, torch.from_numpy(v)).numpy()
-        return self._nets.act_on_embedding(g, v)
+            return self._domain.act_on_embedding(g, torch.from_numpy(v)).numpy()
+        return self._domain.act_on_embedding(g, v)
 
 
 class WorldModel(nn.Module):
-    """A latent world model of one SEN domain: ``encode``, ``predict``, ``rollout``, ``loss``."""
+    """A latent world model of one SEN domain: ``encode``, ``predict``, ``rollout``, ``loss``.
+
+    Single or batched, by one rule: an input whose shape is exactly one observation, latent or
+    action (``obs_shape``, ``latent_shape``, the action space's shape) is a single sample and
+    gives an output without a batch axis; one more leading axis is a batch of that size.
+    ``rollout`` takes a sequence of actions, ``[K, *action]`` for a single latent and
+    ``[B, K, *action]`` for a batch. Inputs may be numpy arrays or tensors; outputs are tensors
+    on the model's device.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        domain = _domain(config.env_id)
         check_choice("variant", config.variant, VARIANTS)
+        domain.check_variant(config.variant)
         check_choice("preset", config.preset, PRESETS)
         self.config = config
-        obs_space, action_space, env_symmetry = _spaces(config.env_id, config.env_kwargs)
-        self.obs_shape = tuple(obs_space.shape)
-        self.action_space = action_space
-        module = importlib.import_module(f"sen_rl.nets.{DOMAIN_NETS[config.env_id]}")
+        self.domain = domain
+        env = self.make_env()
+        try:
+            obs_space, action_space, env_symmetry = env.observation_space, env.action_space, env.unwrapped.symmetry
+        finally:
+            env.close()
+        self.obs_shape: tuple[int, ...] = tuple(obs_space.shape)
+        self.action_space: gym.Space = action_space
         if config.net_kwargs is None:  # stored resolved, so a checkpoint never depends on later defaults
-            config.net_kwargs = dict(DEFAULT_NET_KWARGS.get(config.env_id, {}))
-        nets: DomainNets = module.build(config.variant, config.preset, obs_space, action_space, **config.net_kwargs)
+            config.net_kwargs = dict(domain.net_kwargs)
+        nets: DomainNets = domain.nets_module().build(
+            config.variant, config.preset, obs_space, action_space, **config.net_kwargs
+        )
         self.embedding, self.encoder, self.transition = nets.embedding, nets.encoder, nets.transition
         self.nets = nets
-        self.symmetry = ModelSymmetry(env_symmetry, nets)
+        self.latent_shape: tuple[int, ...] = tuple(int(n) for n in nets.info["latent_shape"])
+        self.symmetry = ModelSymmetry(env_symmetry, domain)
 
-    # -- inputs ---------------------------------------------------------------------------
+    # -- what the model works on --------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _obs_tensor(self, obs) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs)
-        if tuple(x.shape) == self.obs_shape:
-            x = x[None]
-        if x.ndim != len(self.obs_shape) + 1 or tuple(x.shape[1:]) != self.obs_shape:
-            raise ValueError(
-                f"observations must be uint8 [B, {', '.join(map(str, self.obs_shape))}] like "
-                f"{self.config.env_id} {self.config.env_kwargs or ''} gives them; got shape {tuple(x.shape)}"
-            )
-        if x.dtype != torch.uint8:
-            raise ValueError(f"observations must be uint8 pixels (0..255), got {x.dtype}")
-        return x.to(self.device, non_blocking=True)
+    @property
+    def latent_space(self) -> gym.spaces.Box:
+        """The latent ``z`` as a float32 Box (unbounded); the group acts on it by ``model.symmetry.act_on_latent``."""
+        return gym.spaces.Box(-np.inf, np.inf, self.latent_shape, np.float32)
 
-    def _action_tensor(self, action) -> torch.Tensor:
-        if isinstance(self.action_space, gym.spaces.Discrete):
-            a = torch.as_tensor(np.asarray(action) if not torch.is_tensor(action) else action)
-            return a.to(self.device, torch.int64)
-        a = torch.as_tensor(np.asarray(action, dtype=np.float32) if not torch.is_tensor(action) else action)
-        return a.to(self.device, torch.float32)
+    def make_env(self, **overrides: Any) -> gym.Env:
+        """The environment the model was trained on (``gym.make`` with its env kwargs, ``overrides`` on top)."""
+        return self.domain.make_env(**{**self.config.env_kwargs, **overrides})
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _obs_tensor(self, obs, obs_format: ObsFormat = "env") -> tuple[torch.Tensor, bool]:
+        """A batch of observations as float ``[B, C, H, W]`` in [0, 1], and whether the input was single."""
+        check_choice("obs_format", obs_format, OBS_FORMATS)
+        x = obs if torch.is_tensor(obs) else torch.as_tensor(np.asarray(obs))
+        h, w, c = self.obs_shape
+        shape = (h, w, c) if obs_format == "env" else (c, h, w)
+        single = tuple(x.shape) == shape
+        if single:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+            layout = "uint8 [B, H, W, C]" if obs_format == "env" else "float [B, C, H, W] in [0, 1]"
+            other = "obs_format='sb3' for float channels-first input" if obs_format == "env" else "obs_format='env'"
+            raise ValueError(
+                f"obs_format={obs_format!r} observations are {layout} = [B, {', '.join(map(str, shape))}] "
+                f"(or one without B), as {self.config.env_id} {self.config.env_kwargs or ''} gives them; "
+                f"got shape {tuple(x.shape)} (or pass {other})"
+            )
+        if obs_format == "env":
+            if x.dtype != torch.uint8:
+                raise ValueError(
+                    f"obs_format='env' observations must be uint8 pixels (0..255), got {x.dtype}; "
+                    "for float channels-first input in [0, 1] (stable-baselines3) pass obs_format='sb3'"
+                )
+            return to_float_image(x.to(self.device, non_blocking=True)), single
+        if not x.is_floating_point():
+            raise ValueError(
+                f"obs_format='sb3' observations must be floats in [0, 1], got {x.dtype}; "
+                "for the env's uint8 frames pass obs_format='env'"
+            )
+        return x.to(self.device, torch.float32, non_blocking=True), single
+
+    def _latent_tensor(self, z) -> tuple[torch.Tensor, bool]:
+        z = z if torch.is_tensor(z) else torch.as_tensor(np.asarray(z, dtype=np.float32))
+        single = tuple(z.shape) == self.latent_shape
+        if single:
+            z = z[None]
+        if tuple(z.shape[1:]) != self.latent_shape:
+            raise ValueError(
+                f"latents have shape [B, {', '.join(map(str, self.latent_shape))}] (or one without B), "
+                f"got {tuple(z.shape)}"
+            )
+        return z.to(self.device), single
+
+    def _action_tensor(self, action, lead: tuple[int, ...]) -> torch.Tensor:
+        """Actions ``[*lead, *action_shape]`` (int64 for discrete spaces, float32 for boxes)."""
+        discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        if torch.is_tensor(action):
+            a = action
+        else:
+            a = torch.as_tensor(np.asarray(action) if discrete else np.asarray(action, dtype=np.float32))
+        want = (*lead, *(self.action_space.shape or ()))
+        if tuple(a.shape) != want:
+            raise ValueError(f"actions of {self.action_space} must have shape {want} here, got {tuple(a.shape)}")
+        return a.to(self.device, torch.int64 if discrete else torch.float32)
 
     # -- the model --------------------------------------------------------------------------
-    def embed(self, obs) -> torch.Tensor:
-        """v = S(pixels)."""
-        return self.embedding(to_float_image(self._obs_tensor(obs)))
+    def embed(self, obs, obs_format: ObsFormat = "env") -> torch.Tensor:
+        """v = S(pixels), for one observation or a batch (see ``obs_format``)."""
+        x, single = self._obs_tensor(obs, obs_format)
+        v = self.embedding(x)
+        return v[0] if single else v
 
-    def encode(self, obs) -> torch.Tensor:
-        """z = E(S(pixels)) for a uint8 batch laid out like the env's observations."""
-        return self.encoder(self.embed(obs))
+    def encode(self, obs, obs_format: ObsFormat = "env") -> torch.Tensor:
+        """z = E(S(pixels)) for one observation or a batch.
 
-    def predict(self, z: torch.Tensor, action) -> torch.Tensor:
-        """The next latent after ``action``."""
-        a = self._action_tensor(action)
+        :param obs: ``obs_format="env"`` (default): uint8 ``[..., H, W, C]`` as the env emits;
+            ``"sb3"``: float ``[..., C, H, W]`` in [0, 1], as stable-baselines3 hands a features
+            extractor. The rule is the argument, never a guess from the values.
+        """
+        x, single = self._obs_tensor(obs, obs_format)
+        z = self.encoder(self.embedding(x))
+        return z[0] if single else z
+
+    def predict(self, z, action) -> torch.Tensor:
+        """The next latent after ``action``: ``z [*latent]`` with one action, or ``[B, *latent]`` with ``[B, ...]``."""
+        zt, single = self._latent_tensor(z)
+        a = self._action_tensor(action, () if single else (zt.shape[0],))
+        out = self._step(zt, a[None] if single else a)
+        return out[0] if single else out
+
+    def _step(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         out = self.transition(z, a)
         return z + out if self.nets.predicts_delta else out
 
-    def rollout(self, z: torch.Tensor, actions) -> torch.Tensor:
-        """Latents after each of ``actions [B, K, ...]``: returns ``[B, K, *latent]``."""
-        a = self._action_tensor(actions)
+    def rollout(self, z, actions) -> torch.Tensor:
+        """Latents after each of ``actions``: ``[K, *latent]`` from one latent and ``[K, ...]`` actions,
+        ``[B, K, *latent]`` from ``[B, *latent]`` and ``[B, K, ...]``."""
+        zt, single = self._latent_tensor(z)
+        a = actions if torch.is_tensor(actions) else np.asarray(actions)
+        k = a.shape[0] if single else (a.shape[1] if a.ndim > 1 else -1)
+        a = self._action_tensor(a, (k,) if single else (zt.shape[0], k))
+        if single:
+            a = a[None]
         out = []
-        for k in range(a.shape[1]):
-            z = self.predict(z, a[:, k])
-            out.append(z)
-        return torch.stack(out, dim=1)
+        for i in range(a.shape[1]):
+            zt = self._step(zt, a[:, i])
+            out.append(zt)
+        traj = torch.stack(out, dim=1)
+        return traj[0] if single else traj
 
     def energy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """d(x, y) per sample; averaged over objects for object-factored latents."""
@@ -180,11 +250,12 @@ class WorldModel(nn.Module):
         return norm * diff.reshape(diff.shape[0], -1).sum(-1)
 
     def loss(self, obs, action, next_obs, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """The contrastive loss on a batch of transitions, with its parts."""
-        x = torch.cat([self._obs_tensor(obs), self._obs_tensor(next_obs)])
-        z_all = self.encoder(self.embedding(to_float_image(x)))
+        """The contrastive loss on a batch of transitions (uint8 env observations), with its parts."""
+        both = [o if torch.is_tensor(o) else torch.as_tensor(np.asarray(o)) for o in (obs, next_obs)]
+        x, _ = self._obs_tensor(torch.cat(both))
+        z_all = self.encoder(self.embedding(x))
         z, z_next = z_all.chunk(2)
-        pred = self.predict(z, action)
+        pred = self._step(z, self._action_tensor(action, (z.shape[0],)))
         perm = torch.randperm(z.shape[0], generator=generator).to(z.device)
         positive = self.energy(pred, z_next).mean()
         negative = torch.relu(self.config.hinge - self.energy(z, z[perm])).mean()
@@ -196,7 +267,7 @@ class WorldModel(nn.Module):
         }
 
     # -- persistence ------------------------------------------------------------------------
-    def state_dict_eval(self) -> dict:
+    def state_dict_eval(self) -> dict[str, torch.Tensor]:
         """The state dict in eval mode (escnn's train and eval state dicts differ)."""
         was_training = self.training
         self.eval()
@@ -204,8 +275,12 @@ class WorldModel(nn.Module):
         self.train(was_training)
         return state
 
-    def save(self, path: str | os.PathLike, **extra) -> Path:
-        """Write a checkpoint atomically: config + eval-mode weights (+ ``extra`` entries)."""
+    def save(self, path: str | os.PathLike, **extra: Any) -> Path:
+        """Write a checkpoint atomically: config + eval-mode weights (+ ``extra`` entries).
+
+        Every entry must be plain data (tensors, numbers, strings, lists, dicts): checkpoints
+        are read back with ``torch.load(weights_only=True)``, which runs no pickled code.
+        """
         import sen_rl
 
         payload = {
@@ -215,10 +290,12 @@ class WorldModel(nn.Module):
             "model_state": self.state_dict_eval(),
             **extra,
         }
-        return atomic_torch_save(payload, path)
+        with atomic_write(path) as tmp:
+            torch.save(payload, tmp)
+        return Path(path)
 
     def export(self) -> WorldModel:
-        """A copy for inference whose networks are plain torch (escnn modules exported)."""
+        """A copy for inference whose networks are plain torch (escnn modules exported), in eval mode."""
         model = copy.copy(self)
         model._modules = dict(self._modules)
         self_training = self.training
@@ -230,35 +307,51 @@ class WorldModel(nn.Module):
         return model.eval()
 
 
-def atomic_torch_save(payload: dict, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def build_model(
-    env_id: str, variant: str = "sen", preset: str = "cpu", env_kwargs: dict | None = None, **config
+    env_id: str, variant: str = "sen", preset: str = "cpu", env_kwargs: dict | None = None, **config: Any
 ) -> WorldModel:
-    """A fresh world model for ``env_id``; ``env_kwargs`` default to what the preset implies."""
+    """A fresh world model for ``env_id``; ``env_kwargs`` default to what the preset implies.
+
+    :param env_id: a sen-rl env id (``sen_rl.ENV_IDS``).
+    :param variant: ``"sen"``, ``"none"`` or ``"full"`` (``sen_rl.domains.VARIANTS``).
+    :param preset: ``"smoke"``, ``"cpu"`` or ``"paper"`` network sizes.
+    :param env_kwargs: ``gym.make`` keywords of the env the model reads (e.g. ``{"size": 64}``).
+    :param config: further :class:`ModelConfig` fields (``hinge``, ``sigma``, ``net_kwargs``).
+    """
     if env_kwargs is None:
-        env_kwargs = dict(PRESET_ENV_KWARGS.get((env_id, preset), {}))
+        env_kwargs = _domain(env_id).env_kwargs(preset if preset in PRESETS else None)
     return WorldModel(ModelConfig(env_id=env_id, variant=variant, preset=preset, env_kwargs=env_kwargs, **config))
 
 
-def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load and validate a checkpoint file, with errors that name the file and the problem."""
+# numpy's legacy RNG state (np.random.get_state) inside older training checkpoints is an
+# ndarray; these rebuild arrays and dtypes only, so allowing them runs no foreign code
+_NUMPY_GLOBALS = [np.core.multiarray._reconstruct, np.ndarray, np.dtype]
+
+
+def _numpy_dtype_globals() -> list:
+    return [type(np.dtype(t)) for t in ("uint32", "int64", "float64", "float32", "uint8", "bool")]
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint file, with errors that name the file and the problem.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain data only, so a
+    crafted pickle in a shared checkpoint cannot run code; such a file is refused.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS + _numpy_dtype_globals()):
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        globals_refused = [line for line in str(exc).splitlines() if "GLOBAL" in line]
+        if globals_refused:  # torch's weights-only loader met a Python object it does not allow
+            raise ValueError(
+                f"{path} holds Python objects other than tensors and plain data; sen-rl does not load them, "
+                "because unpickling them could run code from the file. Re-save the model from a trusted "
+                f"session with WorldModel.save. ({globals_refused[0].strip()[:200]})"
+            ) from None
         raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a sen-rl checkpoint (no format={CHECKPOINT_FORMAT!r})")
@@ -268,14 +361,52 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return payload
 
 
-def load_model(path: str | os.PathLike, map_location="cpu") -> WorldModel:
-    """Rebuild a world model from a checkpoint alone (the config travels inside it)."""
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu", export: bool = False) -> WorldModel:
+    """Rebuild a world model from a checkpoint alone (the config travels inside it), in eval mode.
+
+    :param path: a checkpoint written by ``sen-rl train`` or :meth:`WorldModel.save`.
+    :param map_location: device for the weights.
+    :param export: return the inference model whose escnn modules are exported to plain torch
+        (:meth:`WorldModel.export`): faster forward passes, no training.
+    """
     payload = read_checkpoint(path, map_location)
     # checkpoints written before net_kwargs existed were built without any
     model = WorldModel(ModelConfig(**{"net_kwargs": {}, **payload["config"]}))
-    model.eval()
+    state = payload["model_state"]
+    with _cached_expansions(model, state):
+        model.eval()
     try:
-        model.load_state_dict(payload["model_state"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"{path}: the weights do not fit the model its config describes ({exc})") from None
-    return model
+    model.to(map_location)
+    return model.export() if export else model
+
+
+class _cached_expansions:
+    """While switching a fresh model to eval mode, take escnn's expanded filters from ``state``.
+
+    escnn expands every equivariant layer's filter from its weights on ``eval()`` (1.4 s of a
+    paper-size Reacher load); the eval-mode state dict of a checkpoint already holds those
+    filters, so expanding the fresh model's random weights first would be thrown away.
+    """
+
+    def __init__(self, model: nn.Module, state: dict):
+        self.patched = []
+        for name, m in model.named_modules():
+            prefix = f"{name}." if name else ""
+            if type(m).__module__.startswith("escnn") and hasattr(m, "expand_parameters"):
+                f = state.get(f"{prefix}filter")
+                if f is None or not m.training:
+                    continue
+                b = state.get(f"{prefix}expanded_bias")
+                self.patched.append(m)
+                m.expand_parameters = lambda f=f, b=b: (f.clone(), None if b is None else b.clone())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.patched:
+            del m.expand_parameters
+        return False

@@ -13,7 +13,6 @@ from sen_rl.evaluate import (
     element_label,
     evaluate,
     format_table,
-    hard_negative_states,
 )
 from sen_rl.groups import octahedral_group
 from sen_rl.metrics import equivariance_error
@@ -64,8 +63,8 @@ def test_ee_matches_the_metric_function(shapes_twins):
     r = evaluate(model, shapes_twins, horizon=1, max_samples=5, hh_samples=0)
     assert r["samples"] == 5 and r["skipped"] == ["hh@1: hh_samples = 0"] and "hh@1" not in r
     with RolloutDataset(shapes_twins) as ds, torch.no_grad():
-        v = model.embed(ds["obs"][:5, 0])
-        v_g = model.embed(ds["twins/obs"][:5, 0, 1])
+        v = model.embed(ds.obs[:5, 0])
+        v_g = model.embed(ds.twin_obs[:5, 0, 1])
         want = equivariance_error(v_g, model.symmetry.act_on_embedding(1, v), v)
     assert r["ee/rot90"] == pytest.approx(want, rel=1e-6)
     assert r["ee/rot0"] == 0.0
@@ -98,8 +97,8 @@ def test_without_twins(tmp_path, shapes_full):
 def test_grid_hard_negatives_move_one_object_one_cell(shapes_twins):
     with RolloutDataset(shapes_twins) as ds:
         env = ds.make_env()
-        state = ds["states"][0, 0]
-    negs = hard_negative_states("grid", env.unwrapped, state)
+        state = ds.states[0, 0]
+    negs = env.unwrapped.hard_negative_states(state)
     env.close()
     assert 2 <= len(negs) <= 20
     assert len({n.tobytes() for n in negs}) == len(negs)

@@ -1,5 +1,8 @@
 """The world model of every domain and variant: loss, save/load, export, equivariance via the public API."""
 
+import os
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -95,9 +98,103 @@ def test_public_api_and_errors(models):
     with pytest.raises(ValueError, match="full"):
         build_model("SEN-Teapot-v0", "full", "smoke")
     model = models[("SEN-Shapes-v0", "sen")]
-    z = model.encode(np.zeros((50, 50, 3), np.uint8))  # a single observation gets a batch axis
-    assert z.shape[0] == 1
+    z = model.encode(np.zeros((50, 50, 3), np.uint8))  # a single observation gives a single latent
+    assert z.shape == model.latent_shape
     rollout = model.rollout(model.encode(np.zeros((2, 50, 50, 3), np.uint8)), np.array([[0, 1, 2], [3, 4, 5]]))
-    assert rollout.shape == (2, 3, *z.shape[1:])
+    assert rollout.shape == (2, 3, *model.latent_shape)
     env = gym.make("SEN-Shapes-v0")
     assert model.symmetry.elements == env.unwrapped.symmetry.elements
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_single_and_batched_inputs_follow_one_rule(models, case):
+    """One sample in, one out (no batch axis); a batch in, the same numbers per sample out."""
+    model = models[case].eval()
+    obs, act = _batch(model, n=3)
+    k_act = np.stack([act, act[::-1]], axis=1)  # [B, K=2, ...]
+    with torch.no_grad():
+        z = model.encode(obs)
+        assert z.shape == (3, *model.latent_shape) and model.latent_space.shape == model.latent_shape
+        assert model.latent_space.dtype == np.float32
+        pred, traj = model.predict(z, act), model.rollout(z, k_act)
+        assert traj.shape == (3, 2, *model.latent_shape)
+        for i in range(3):
+            zi = model.encode(obs[i])
+            assert zi.shape == model.latent_shape
+            torch.testing.assert_close(zi, z[i], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(model.predict(zi, act[i]), pred[i], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(model.rollout(zi, k_act[i]), traj[i], rtol=1e-5, atol=1e-6)
+        # numpy latents are accepted as well as tensors
+        torch.testing.assert_close(model.predict(z.numpy(), act), pred)
+    with pytest.raises(ValueError, match="shape"):
+        model.predict(z, act[:2])  # one action short
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[6]], ids=lambda c: "-".join(c))
+def test_sb3_layout_is_explicit_and_matches_the_env_layout(models, case):
+    """SB3 hands a features extractor float channels-first pixels in [0, 1]: the same latent."""
+    model = models[case].eval()
+    obs, _ = _batch(model, n=2)
+    chw = torch.as_tensor(obs).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        # the same numbers up to float round-off (the two layouts reach the convolutions in other memory orders)
+        torch.testing.assert_close(model.encode(chw, obs_format="sb3"), model.encode(obs), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.encode(chw[0], obs_format="sb3"), model.encode(obs[0]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="obs_format='sb3'"):
+        model.encode(chw)  # floats are never taken for env frames
+    with pytest.raises(ValueError, match="floats"):
+        model.encode(torch.as_tensor(obs).permute(0, 3, 1, 2).contiguous(), obs_format="sb3")
+    with pytest.raises(ValueError, match="obs_format"):
+        model.encode(obs, obs_format="chw")
+
+
+def test_model_makes_the_env_it_was_trained_on():
+    model = build_model("SEN-Reacher-v0", "sen", "smoke")  # the smoke and cpu presets read 64x64 frames
+    env = model.make_env()
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == model.obs_shape == (64, 64, 6)
+        assert model.encode(obs).shape == model.latent_shape
+    finally:
+        env.close()
+    assert model.make_env(goal=None).unwrapped.goal is None
+
+
+def test_crafted_pickle_in_a_checkpoint_does_not_run(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"format": "sen-rl-checkpoint", "config": {}, "model_state": {}, "x": Payload()}, bad)
+    with pytest.raises(ValueError, match="other than tensors and plain data"):
+        load_model(bad)
+    assert not marker.exists()
+
+
+OLD = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["shapes", "teapot", "reacher"])
+def test_checkpoints_of_version_0_1_0_still_load(name):
+    """Tiny checkpoints written by sen-rl 0.1.0, with the outputs that version computed."""
+    ref = np.load(OLD / "v0_1_0_reference.npz")
+    for export in (False, True):
+        model = load_model(OLD / f"v0_1_0_{name}_sen_smoke.pt", export=export)
+        with torch.no_grad():
+            z = model.encode(ref[f"{name}_obs"])
+            z_next = model.predict(z, ref[f"{name}_action"])
+        # float round-off only: the networks are the same, some ops now run in another order
+        np.testing.assert_allclose(z.numpy(), ref[f"{name}_z"][0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(z_next.numpy(), ref[f"{name}_z_next"][0], rtol=1e-5, atol=1e-6)
+        assert not export or not any(type(m).__module__.startswith("escnn") for m in model.modules())
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_networks_use_the_domain_tables_group_rules(models, case):
+    """The rules the networks are built to commute with are the ones the domain table declares."""
+    model = models[case]
+    assert model.nets.act_on_latent is model.domain.act_on_latent
+    assert model.nets.act_on_embedding is model.domain.act_on_embedding

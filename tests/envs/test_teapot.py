@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 import sen_rl
-from sen_rl.envs.teapot import SMALL_ROTATIONS, TeapotEnv, orthonormalize, validate_rotation
+from sen_rl.envs.teapot import TeapotEnv, orthonormalize, validate_rotation
 from sen_rl.envs.teapot_mesh import CONTROL_POINTS, PATCHES, teapot_mesh
 from sen_rl.groups import (
     TEAPOT_SMALL_ANGLE,
     TEAPOT_SMALL_AXES,
+    TEAPOT_SMALL_ROTATIONS,
     axis_angle_to_matrix,
     octahedral_group,
     random_rotation,
@@ -124,7 +125,7 @@ def test_different_orientations_give_different_images(envs):
     s = random_rotation(np.random.default_rng(2))
     base = env.render_state(s).astype(int)
     for a in range(6):
-        moved = env.render_state(SMALL_ROTATIONS[a] @ s).astype(int)
+        moved = env.render_state(TEAPOT_SMALL_ROTATIONS[a] @ s).astype(int)
         assert np.abs(moved - base).mean() > 1.0
 
 

@@ -1,0 +1,255 @@
+"""The domain table: the one place that says what each of sen-rl's domains is.
+
+Everything that differs between the paper's four domains is a field of :class:`Domain`:
+the env id and its registration, the keyword arguments each preset implies, which network
+module builds its world models, the evaluation defaults and the goal task of the planners.
+Registration, ``build_model``, training, evaluation, the CLI, the reproduction and the
+pictures read this table; no other module branches on an env id.
+
+>>> from sen_rl.domains import domain_of
+>>> d = domain_of("SEN-Reacher-v0")
+>>> d.env_kwargs("cpu")
+{'size': 64}
+
+Adding a domain is one :class:`Domain` entry here plus its env (``envs/``) and its networks
+(``sen_rl/nets/``); ``docs/adding_a_domain.md`` walks through it.
+
+This module imports neither torch nor MuJoCo: ``import sen_rl`` reads it to register the envs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from sen_rl import groups
+from sen_rl.envs.shapes import CELL as SHAPES_CELL
+
+PRESETS = ("smoke", "cpu", "paper")
+"""Model sizes: ``smoke`` (seconds, for tests), ``cpu`` (minutes on 2 cores), ``paper`` (published, a GPU job)."""
+VARIANTS = ("sen", "none", "full")
+"""World models: ``sen`` (the paper's SEN: plain CNN, then equivariant encoder and transition),
+``none`` (nothing equivariant, C-SWM style), ``full`` (an equivariant CNN on the pixels)."""
+
+
+def _frozen(mapping: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class GoalTask:
+    """A goal-reaching task on a domain, for planners and agents.
+
+    :param success: how a reached goal is recognised: ``"exact"`` (the world state equals the
+        goal state), ``"orientation"`` (geodesic angle to the goal orientation below
+        ``tolerance`` radians) or ``"fingertip"`` (fingertip within ``tolerance`` of the goal
+        configuration's fingertip).
+    :param tolerance: threshold of the success rule (0 for ``"exact"``).
+    :param goal_steps: the goal is drawn this many random steps away from the start state.
+    :param max_steps: step budget of one episode.
+    """
+
+    success: str
+    tolerance: float
+    goal_steps: int
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One of sen-rl's domains: its env, symmetry, world-model networks and defaults.
+
+    :param name: short name used in file and run names (``"shapes"``).
+    :param title: the paper's name for it (``"2D Shapes"``).
+    :param env_id: the Gymnasium id it is registered under.
+    :param entry_point: ``"module:Class"`` of the env, as Gymnasium's registry takes it.
+    :param max_episode_steps: ``TimeLimit`` of ``gym.make``.
+    :param group: name of the symmetry group (its conventions are in :mod:`sen_rl.groups`).
+    :param nets: module under ``sen_rl.nets`` whose ``build(variant, preset, obs_space,
+        action_space, **net_kwargs)`` makes the world model's networks.
+    :param variants: the world-model variants that exist for it.
+    :param preset_env_kwargs: ``gym.make`` keywords each preset implies (Reacher's ``cpu``
+        networks take 64x64 frames); a preset not listed uses the env's defaults.
+    :param net_kwargs: keywords of the networks builder that follow from the env, not the preset.
+    :param act_on_embedding: ``rho_V(g) v``, the group's action on the embedding of the SEN
+        (torch, batched), from :mod:`sen_rl.groups`; EE(S) measures the SEN against it.
+    :param act_on_latent: ``rho_Z(g) z``, the group's action on the latent (torch, batched),
+        from :mod:`sen_rl.groups`; the world model's encoder and transition commute with it.
+    :param quarter_turn: the reference element of ``ee_quarter`` (one counter-clockwise quarter turn).
+    :param eval_horizon: steps rolled forward by the paper's evaluation.
+    :param traversals: TH@1 traversals (Teapot): ``(name, index of the small action turned by)``.
+    :param direction_names: names of the move directions when a discrete action is
+        ``object * len(names) + direction`` (grids); lets ``--actions up`` restrict collection.
+    :param warmup: random unrecorded steps after each reset in the paper's datasets.
+    :param episode_steps: recorded steps per episode in the paper's training sets.
+    :param goal: the goal task of the planners.
+    """
+
+    name: str
+    title: str
+    env_id: str
+    entry_point: str
+    max_episode_steps: int
+    group: str
+    nets: str
+    variants: tuple[str, ...]
+    act_on_embedding: Callable[[Any, Any], Any]
+    act_on_latent: Callable[[Any, Any], Any]
+    quarter_turn: Any
+    eval_horizon: int
+    goal: GoalTask
+    preset_env_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+    net_kwargs: Mapping[str, Any] = field(default_factory=_frozen)
+    traversals: tuple[tuple[str, int], ...] = ()
+    direction_names: tuple[str, ...] | None = None
+    warmup: int = 0
+    episode_steps: int = 100
+
+    def env_kwargs(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """``gym.make`` keywords for ``preset`` (None: the env's defaults), with ``overrides`` on top."""
+        if preset is not None:
+            check_choice("preset", preset, PRESETS)
+        return {**self.preset_env_kwargs.get(preset, {}), **overrides}
+
+    def make_env(self, preset: str | None = None, **overrides: Any):
+        """``gym.make(env_id, **env_kwargs(preset, **overrides))``."""
+        import gymnasium as gym
+
+        register_envs()
+        return gym.make(self.env_id, **self.env_kwargs(preset, **overrides))
+
+    def env_class(self) -> type:
+        """The env's class (imports its module, and so MuJoCo for the rendered domains)."""
+        module, name = self.entry_point.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def nets_module(self):
+        """The module under ``sen_rl.nets`` that builds this domain's networks (imports torch)."""
+        return importlib.import_module(f"sen_rl.nets.{self.nets}")
+
+    def check_variant(self, variant: str) -> str:
+        if variant not in self.variants:
+            why = " (how its group acts on pixels is unknown)" if variant == "full" else ""
+            raise ValueError(
+                f"{self.env_id} has no {variant!r} world model{why}; choose one of {', '.join(self.variants)}"
+            )
+        return variant
+
+
+def check_choice(name: str, value: str, allowed) -> str:
+    """``value`` if it is in ``allowed``, else a ValueError naming the option and the choices."""
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not known; choose one of {', '.join(allowed)}")
+    return value
+
+
+_SMALL_TURN = 2 * np.pi / 30  # Teapot's small actions
+_GRID_GOAL = GoalTask(success="exact", tolerance=0.0, goal_steps=5, max_steps=20)
+
+#: The table, keyed by env id.
+DOMAINS: Mapping[str, Domain] = MappingProxyType(
+    {
+        d.env_id: d
+        for d in (
+            Domain(
+                name="shapes",
+                title="2D Shapes",
+                env_id="SEN-Shapes-v0",
+                entry_point="sen_rl.envs.shapes:ShapesEnv",
+                max_episode_steps=100,
+                group="C4",
+                nets="grid",
+                variants=VARIANTS,
+                # drawn on cells of CELL pixels, which the cell-aligned SEN reads one at a time
+                net_kwargs=_frozen({"cell": SHAPES_CELL}),
+                act_on_embedding=groups.c4_act_on_embedding,
+                act_on_latent=groups.c4_act_on_latent,
+                quarter_turn=groups.C4_QUARTER_TURN,
+                eval_horizon=10,
+                direction_names=groups.GRID_DIRECTIONS,
+                goal=_GRID_GOAL,
+            ),
+            Domain(
+                name="cubes",
+                title="3D Blocks",
+                env_id="SEN-Cubes-v0",
+                entry_point="sen_rl.envs.cubes:CubesEnv",
+                max_episode_steps=100,
+                group="C4",
+                nets="grid",
+                variants=VARIANTS,
+                act_on_embedding=groups.c4_act_on_embedding,
+                act_on_latent=groups.c4_act_on_latent,
+                quarter_turn=groups.C4_QUARTER_TURN,
+                eval_horizon=10,
+                direction_names=groups.GRID_DIRECTIONS,
+                goal=_GRID_GOAL,
+            ),
+            Domain(
+                name="teapot",
+                title="Teapot",
+                env_id="SEN-Teapot-v0",
+                entry_point="sen_rl.envs.teapot:TeapotEnv",
+                max_episode_steps=100,
+                group="SO(3) (the cube's 24 rotations for tests and twins)",
+                nets="teapot",
+                variants=("sen", "none"),
+                act_on_embedding=groups.so3_act_on_matrix,  # V = Z = SO(3): g @ z
+                act_on_latent=groups.so3_act_on_matrix,
+                quarter_turn=groups.SO3_QUARTER_TURN,
+                eval_horizon=1,
+                # small-action indices of +z, +y, +x in groups.TEAPOT_SMALL_AXES
+                traversals=(("yaw", 4), ("pitch", 2), ("roll", 0)),
+                episode_steps=1,
+                goal=GoalTask(success="orientation", tolerance=_SMALL_TURN, goal_steps=5, max_steps=30),
+            ),
+            Domain(
+                name="reacher",
+                title="Reacher",
+                env_id="SEN-Reacher-v0",
+                entry_point="sen_rl.envs.reacher:ReacherEnv",
+                max_episode_steps=50,
+                group="D4",
+                nets="reacher",
+                variants=VARIANTS,
+                # the smoke and cpu networks take 64x64 frames; paper: the env's 128x128
+                preset_env_kwargs=_frozen({"smoke": {"size": 64}, "cpu": {"size": 64}}),
+                act_on_embedding=groups.d4_act_on_embedding,
+                act_on_latent=groups.d4_act_on_latent,
+                quarter_turn=groups.D4_QUARTER_TURN,
+                eval_horizon=1,
+                warmup=50,
+                episode_steps=10,
+                goal=GoalTask(success="fingertip", tolerance=0.02, goal_steps=10, max_steps=50),
+            ),
+        )
+    }
+)
+
+ENV_IDS: tuple[str, ...] = tuple(DOMAINS)
+
+
+def domain_of(env_id: str) -> Domain:
+    """The domain registered as ``env_id`` (``"sen_rl:"`` prefix allowed), or a ValueError listing them."""
+    key = env_id.split(":", 1)[1] if env_id.startswith("sen_rl:") else env_id
+    try:
+        return DOMAINS[key]
+    except KeyError:
+        raise ValueError(f"{env_id!r} is not a sen-rl domain; known: {', '.join(ENV_IDS)}") from None
+
+
+def register_envs() -> None:
+    """Register every domain's env with Gymnasium (idempotent)."""
+    import gymnasium as gym
+
+    for d in DOMAINS.values():
+        if d.env_id not in gym.registry:
+            gym.register(id=d.env_id, entry_point=d.entry_point, max_episode_steps=d.max_episode_steps)
+
+
+__all__ = ["DOMAINS", "ENV_IDS", "PRESETS", "VARIANTS", "Domain", "GoalTask", "domain_of", "register_envs"]
