@@ -16,19 +16,31 @@ by the true joint angles (as sin and cos, since the angles wrap).
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from sen_rl.fileio import atomic_write
 
-def _save(fig, out: str) -> Path:
+#: Reacher state entries of the current joint angles (joint0, joint1): see sen_rl.groups.REACHER_STATE_LAYOUT
+REACHER_JOINTS = slice(4, 6)
+#: Reacher latents are encoded this many frames at a time (memory)
+ENCODE_CHUNK = 256
+
+
+def _save(fig: Any, out: str) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path, suffix=".png") as tmp:  # savefig picks the format by the suffix
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -40,18 +52,20 @@ def teapot_traversals(checkpoint: str, out: str, seed: int = 0) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import sen_rl  # noqa: F401
-    from sen_rl.evaluate import TRAVERSAL_STEPS, TRAVERSALS
+    from sen_rl.domains import DOMAINS, domain_of
+    from sen_rl.evaluate import TRAVERSAL_STEPS
     from sen_rl.groups import TEAPOT_SMALL_ANGLE, TEAPOT_SMALL_AXES, axis_angle_to_matrix, random_rotation
     from sen_rl.model import load_model
 
     model = load_model(checkpoint)
-    if model.config.env_id != "SEN-Teapot-v0":
-        raise ValueError(f"{checkpoint} is a model of {model.config.env_id}, not SEN-Teapot-v0")
-    env = gym.make("SEN-Teapot-v0", **model.config.env_kwargs).unwrapped
+    domain = domain_of(model.config.env_id)
+    if not domain.traversals:
+        with_traversals = ", ".join(d.env_id for d in DOMAINS.values() if d.traversals)
+        raise ValueError(f"{checkpoint} is a model of {model.config.env_id}, not {with_traversals}")
+    env = domain.make_env(**model.config.env_kwargs).unwrapped
     start = random_rotation(np.random.default_rng(seed))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-    for ax, (name, action) in zip(axes, TRAVERSALS.items(), strict=True):
+    fig, axes = plt.subplots(1, len(domain.traversals), figsize=(12, 3.4), sharey=True, squeeze=False)
+    for ax, (name, action) in zip(axes[0], domain.traversals, strict=True):
         step = axis_angle_to_matrix(TEAPOT_SMALL_ANGLE * TEAPOT_SMALL_AXES[action])
         states = [start]
         for _ in range(TRAVERSAL_STEPS):
@@ -73,7 +87,7 @@ def teapot_traversals(checkpoint: str, out: str, seed: int = 0) -> Path:
             ax.plot(k, z_pred[:, i], color=colour, linestyle="--", label=f"z[{i}] predicted")
         ax.set_title(f"{name} traversal")
         ax.set_xlabel("steps of 2 pi / 30")
-    axes[0].legend(fontsize=7, ncol=2)
+    axes[0, 0].legend(fontsize=7, ncol=2)
     fig.suptitle(f"Teapot latent along traversals: {model.config.variant} ({model.config.preset} preset)")
     fig.tight_layout()
     env.close()
@@ -95,13 +109,14 @@ def reacher_latents(checkpoint: str, data: str, out: str, samples: int = 2000) -
         if ds.env_id != model.config.env_id:
             raise ValueError(f"{checkpoint} is a model of {model.config.env_id}, but {data} holds {ds.env_id}")
         n = min(samples, ds.episodes)
-        obs = ds["obs"][:n, 0]
-        states = ds["states"][:n, 0]
-    z = torch.cat([model.encode(obs[i : i + 256]) for i in range(0, n, 256)]).reshape(n, -1).numpy()
+        obs = ds.obs[:n, 0]
+        states = ds.states[:n, 0]
+    z = torch.cat([model.encode(obs[i : i + ENCODE_CHUNK]) for i in range(0, n, ENCODE_CHUNK)])
+    z = z.reshape(n, -1).numpy()
     zc = z - z.mean(0)
     _, _, vt = np.linalg.svd(zc, full_matrices=False)
     pcs = zc @ vt[:2].T
-    joints = states[:, 4:6]  # current (joint0, joint1), see sen_rl.groups.REACHER_STATE_LAYOUT
+    joints = states[:, REACHER_JOINTS]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     panels = [
         ("sin joint0", np.sin(joints[:, 0])),
@@ -120,7 +135,7 @@ def reacher_latents(checkpoint: str, data: str, out: str, samples: int = 2000) -
     return _save(fig, out)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="which", required=True)
     t = sub.add_parser("teapot")

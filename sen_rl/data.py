@@ -5,7 +5,13 @@ One file per dataset. Observations are stored once per time step as uint8
 ground-truth states, rewards and, on request, the *twins*: for every group element ``g``
 the observation re-rendered from ``g * state`` and the transformed action ``g * a``. The
 file is written under a temporary name and renamed only when complete, so an interrupted
-collection never leaves a file that looks finished and never clobbers an existing one.
+collection never leaves a file that looks finished and never clobbers an existing one
+(:func:`sen_rl.fileio.atomic_write`; the next collection removes the temporary it left).
+
+This module is the only one that names the file's HDF5 keys: readers go through the
+:class:`RolloutDataset` accessors (``ds.obs``, ``ds.actions``, ``ds.twin_obs``...). It also
+holds the training data plumbing: :class:`TransitionStream`, :func:`split_episodes` and
+:func:`distinct_targets`.
 
 Layout (``E`` episodes, ``T`` steps, ``G`` group elements)::
 
@@ -23,20 +29,48 @@ Layout (``E`` episodes, ``T`` steps, ``G`` group elements)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import h5py
 import numpy as np
 
-from sen_rl.groups import GRID_DIRECTIONS
+from sen_rl.domains import DOMAINS, ENV_IDS, domain_of
+from sen_rl.fileio import atomic_write
 
 FORMAT = "sen-rl-rollouts"
 FORMAT_VERSION = 1
+
+# -- the file's HDF5 keys: named here and nowhere else ---------------------------------------
+OBS_KEY = "obs"
+ACTIONS_KEY = "actions"
+STATES_KEY = "states"
+REWARDS_KEY = "rewards"
+TWINS_GROUP = "twins"
+TWIN_OBS_KEY = f"{TWINS_GROUP}/obs"
+TWIN_ACTIONS_KEY = f"{TWINS_GROUP}/actions"
+TWIN_ELEMENTS_KEY = f"{TWINS_GROUP}/elements"
+
+# -- fixed numbers (changing one changes the datasets or the training runs they feed) --------
+OBS_CHUNK_STEPS = 32
+"""HDF5 chunk of ``obs``: one episode, this many consecutive frames (reads go episode by episode)."""
+ACTION_SEED_TAG = 1
+"""Episode ``e``'s random actions come from ``default_rng([seed, e, ACTION_SEED_TAG])``."""
+SPLIT_SEED_TAG = 7
+"""The train/validation split is ``default_rng([seed, SPLIT_SEED_TAG])``'s permutation of the episodes."""
+STREAM_BLOCK_BYTES = 256 << 20
+"""Observation bytes a :class:`TransitionStream` reads and shuffles at once: its memory bound."""
+MAX_AUTO_ENVS = 8
+"""``num_envs=0`` starts one env per CPU core, at most this many (more rarely pays: rendering is the cost)."""
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(obs, action, next_obs)`` of a batch of transitions, uint8 observations."""
 
 
 class DatasetError(ValueError):
@@ -71,11 +105,8 @@ class CollectConfig:
     """``async`` (subprocesses) or ``sync`` (one process)."""
 
     def validate(self) -> None:
-        import sen_rl  # noqa: F401  (registers the ids)
-
-        if self.env_id not in gym.registry:
-            known = ", ".join(k for k in gym.registry if k.startswith("SEN-"))
-            raise ValueError(f"unknown env id {self.env_id!r}; sen-rl provides {known}")
+        if self.env_id not in ENV_IDS:
+            raise ValueError(f"unknown env id {self.env_id!r}; sen-rl provides {', '.join(ENV_IDS)}")
         for name in ("episodes", "steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -90,31 +121,42 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def allowed_actions(action_space: gym.Space, restriction: Sequence | None) -> np.ndarray | None:
+# every direction name of the domain table: naming one where the domain has none is an error of its own
+_ALL_DIRECTION_NAMES = frozenset(n for d in DOMAINS.values() for n in (d.direction_names or ()))
+
+
+def allowed_actions(
+    action_space: gym.Space, restriction: Sequence | None, direction_names: Sequence[str] | None = None
+) -> np.ndarray | None:
     """Indices of the discrete actions a restriction allows (None: all of them).
 
-    For the grid domains a restriction may name directions (``up``, ``right``, ``down``,
-    ``left``): every object may then move in those directions only.
+    ``direction_names`` are the domain's move directions (``Domain.direction_names``: the
+    grid domains' ``up``, ``right``, ``down``, ``left``), whose actions are
+    ``object * len(direction_names) + direction``; a restriction may then name directions,
+    and every object moves in those directions only.
     """
     if restriction is None or len(restriction) == 0:
         return None
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError("--actions restricts discrete action spaces only; for Reacher use --positive-torque")
     n = int(action_space.n)
+    names = tuple(direction_names or ())
+    if names and n % len(names):
+        raise ValueError(f"{n} actions are not object * {len(names)} + direction for directions {names}")
     out: set[int] = set()
     for item in restriction:
         text = str(item).strip().lower()
-        if text in GRID_DIRECTIONS:
-            if n % 4:
-                raise ValueError(f"direction {text!r} only applies to the grid domains (object * 4 + direction)")
-            d = GRID_DIRECTIONS.index(text)
-            out.update(range(d, n, 4))
+        if text in names:
+            d = names.index(text)
+            out.update(range(d, n, len(names)))
+        elif text in _ALL_DIRECTION_NAMES:
+            raise ValueError(f"direction {text!r} only applies to the grid domains (object * 4 + direction)")
         elif text.lstrip("-").isdigit() and 0 <= int(text) < n:
             out.add(int(text))
         else:
             raise ValueError(
                 f"action {item!r} is not allowed here: use indices in [0, {n - 1}]"
-                + (f" or directions {', '.join(GRID_DIRECTIONS)}" if n % 4 == 0 else "")
+                + (f" or directions {', '.join(names)}" if names else "")
             )
     return np.array(sorted(out), dtype=np.int64)
 
@@ -127,7 +169,7 @@ class ActionSampler:
             raise ValueError("positive_torque applies to Reacher's Box(2) torques only")
         self.space, self.allowed, self.positive_torque = space, allowed, positive_torque
 
-    def __call__(self, rng: np.random.Generator):
+    def __call__(self, rng: np.random.Generator) -> int | np.ndarray:
         if isinstance(self.space, gym.spaces.Discrete):
             if self.allowed is None:
                 return int(self.space.start + rng.integers(self.space.n))
@@ -138,7 +180,10 @@ class ActionSampler:
         return a
 
 
-def _make_env_fn(env_id: str, env_kwargs: dict, steps: int):
+# --------------------------------------------------------------------------- collection
+
+
+def _make_env_fn(env_id: str, env_kwargs: dict, steps: int) -> Callable[[], gym.Env]:
     def make():
         import sen_rl  # noqa: F401  (workers start fresh: register the ids there too)
 
@@ -147,121 +192,167 @@ def _make_env_fn(env_id: str, env_kwargs: dict, steps: int):
     return make
 
 
-def _atomic_target(out: Path, overwrite: bool) -> Path:
-    out = Path(out)
+def _check_target(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a directory; give a file name such as {out / 'data.h5'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(f".{out.name}.tmp-{os.getpid()}")
 
 
-def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
-    """Collect ``config.episodes`` rollouts into the HDF5 file ``out`` and return its path."""
-    from tqdm.auto import tqdm
+@dataclass
+class _Layout:
+    """Shapes and dtypes of one collection's datasets, read from a probe env."""
 
-    import sen_rl
+    obs_shape: tuple
+    act_shape: tuple
+    act_dtype: type
+    state0: np.ndarray
+    symmetry: Any
 
-    config.validate()
-    out = Path(out)
-    tmp = _atomic_target(out, overwrite)
+    @classmethod
+    def probe(cls, config: CollectConfig) -> tuple[_Layout, gym.Space]:
+        probe = gym.make(config.env_id, **config.env_kwargs)
+        obs_space, act_space = probe.observation_space, probe.action_space
+        symmetry = probe.unwrapped.symmetry
+        _, info0 = probe.reset(seed=0)
+        state0 = np.asarray(info0["state"])
+        probe.close()
+        if isinstance(act_space, gym.spaces.Box):
+            act_shape, act_dtype = act_space.shape, np.float32
+        else:
+            act_shape, act_dtype = (), np.int64
+        return cls(tuple(obs_space.shape), tuple(act_shape), act_dtype, state0, symmetry), act_space
 
-    probe = gym.make(config.env_id, **config.env_kwargs)
-    obs_space, act_space = probe.observation_space, probe.action_space
-    symmetry = probe.unwrapped.symmetry
-    _, info0 = probe.reset(seed=0)
-    state0 = np.asarray(info0["state"])
-    probe.close()
-    sampler = ActionSampler(act_space, allowed_actions(act_space, config.actions), config.positive_torque)
 
-    n_envs = config.num_envs or min(8, os.cpu_count() or 1)
-    n_envs = max(1, min(n_envs, config.episodes))
+def _vector_env(config: CollectConfig, n_envs: int) -> gym.vector.VectorEnv:
     fns = [_make_env_fn(config.env_id, config.env_kwargs, config.steps) for _ in range(n_envs)]
     if config.vectorization == "async" and n_envs > 1:
         # forkserver/spawn: a fork after a GL context exists in the parent can hang
-        envs = gym.vector.AsyncVectorEnv(fns, context="forkserver")
-    else:
-        envs = gym.vector.SyncVectorEnv(fns)
+        return gym.vector.AsyncVectorEnv(fns, context="forkserver")
+    return gym.vector.SyncVectorEnv(fns)
 
-    E, T, G = config.episodes, config.steps, len(symmetry.elements)
-    act_shape, act_dtype = (act_space.shape, np.float32) if isinstance(act_space, gym.spaces.Box) else ((), np.int64)
-    frame_chunk = (1, min(T + 1, 32), *obs_space.shape)
+
+def _create_datasets(f: h5py.File, config: CollectConfig, lay: _Layout) -> dict[str, h5py.Dataset]:
+    E, T, G = config.episodes, config.steps, len(lay.symmetry.elements)
+    frame_chunk = (1, min(T + 1, OBS_CHUNK_STEPS), *lay.obs_shape)
+    d = {
+        OBS_KEY: f.create_dataset(OBS_KEY, (E, T + 1, *lay.obs_shape), np.uint8, chunks=frame_chunk, compression="lzf"),
+        ACTIONS_KEY: f.create_dataset(ACTIONS_KEY, (E, T, *lay.act_shape), lay.act_dtype),
+        STATES_KEY: f.create_dataset(STATES_KEY, (E, T + 1, *lay.state0.shape), lay.state0.dtype),
+        REWARDS_KEY: f.create_dataset(REWARDS_KEY, (E, T), np.float32),
+    }
+    if config.twins:
+        # one chunk per time step holds all G twins: evaluation reads every element's twin of a frame
+        d[TWIN_OBS_KEY] = f.create_dataset(
+            TWIN_OBS_KEY,
+            (E, T + 1, G, *lay.obs_shape),
+            np.uint8,
+            chunks=(1, 1, G, *lay.obs_shape),
+            compression="lzf",
+        )
+        d[TWIN_ACTIONS_KEY] = f.create_dataset(TWIN_ACTIONS_KEY, (E, T, G, *lay.act_shape), lay.act_dtype)
+        f.create_dataset(TWIN_ELEMENTS_KEY, data=np.array(lay.symmetry.elements, dtype=np.float64))
+    return d
+
+
+def _attributes(config: CollectConfig, lay: _Layout) -> dict[str, Any]:
+    import sen_rl
+
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sen_rl_version": sen_rl.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "symmetry": lay.symmetry.name,
+        "complete": False,
+    }
+    cfg = asdict(config)
+    cfg["env_kwargs"] = json.dumps(cfg["env_kwargs"])
+    cfg["actions"] = json.dumps(cfg["actions"])
+    return {**cfg, **attrs}
+
+
+def _collect_batch(
+    envs: gym.vector.VectorEnv,
+    config: CollectConfig,
+    lay: _Layout,
+    sampler: ActionSampler,
+    d: dict[str, h5py.Dataset],
+    start: int,
+    count: int,
+) -> None:
+    """Roll out episodes ``start .. start + count - 1`` in parallel and write them."""
+    n_envs, T, G = envs.num_envs, config.steps, len(lay.symmetry.elements)
+    eps = list(range(start, start + count))
+    seeds = [episode_seed(config.seed, e) for e in eps] + [0] * (n_envs - count)
+    rngs = [np.random.default_rng([config.seed, e, ACTION_SEED_TAG]) for e in eps]
+    obs, info = envs.reset(seed=seeds, options={"warmup": config.warmup})
+    ep_obs = np.empty((n_envs, T + 1, *lay.obs_shape), np.uint8)
+    ep_states = np.empty((n_envs, T + 1, *lay.state0.shape), lay.state0.dtype)
+    ep_act = np.empty((n_envs, T, *lay.act_shape), lay.act_dtype)
+    ep_rew = np.empty((n_envs, T), np.float32)
+    ep_twins = np.empty((n_envs, T + 1, G, *lay.obs_shape), np.uint8) if config.twins else None
+    ep_obs[:, 0], ep_states[:, 0] = obs, info["state"]
+    if config.twins:
+        ep_twins[:, 0] = np.stack(envs.call("render_twins"))
+    for t in range(T):
+        acts = [sampler(r) for r in rngs]
+        acts += [acts[0]] * (n_envs - count)  # idle envs of the last batch: not recorded
+        action = np.array(acts, dtype=lay.act_dtype)
+        obs, rew, _, _, info = envs.step(action)
+        ep_act[:, t], ep_obs[:, t + 1], ep_rew[:, t] = action, obs, rew
+        ep_states[:, t + 1] = info["state"]
+        if config.twins:
+            ep_twins[:, t + 1] = np.stack(envs.call("render_twins"))
+    sl = slice(start, start + count)
+    d[OBS_KEY][sl], d[STATES_KEY][sl] = ep_obs[:count], ep_states[:count]
+    d[ACTIONS_KEY][sl], d[REWARDS_KEY][sl] = ep_act[:count], ep_rew[:count]
+    if config.twins:
+        d[TWIN_OBS_KEY][sl] = ep_twins[:count]
+        d[TWIN_ACTIONS_KEY][sl] = np.stack(
+            [np.asarray(lay.symmetry.act_on_action(g, ep_act[:count])) for g in lay.symmetry.elements],
+            axis=2,
+        ).astype(lay.act_dtype)
+
+
+def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
+    """Collect ``config.episodes`` rollouts into the HDF5 file ``out`` and return its path.
+
+    The file appears only when complete: it is written as a hidden temporary beside ``out``
+    and renamed (:func:`sen_rl.fileio.atomic_write`, which also removes the temporaries that
+    killed collections left behind).
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    out = Path(out)
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    lay, act_space = _Layout.probe(config)
+    directions = domain_of(config.env_id).direction_names
+    sampler = ActionSampler(act_space, allowed_actions(act_space, config.actions, directions), config.positive_torque)
+
+    n_envs = config.num_envs or min(MAX_AUTO_ENVS, os.cpu_count() or 1)
+    n_envs = max(1, min(n_envs, config.episodes))
+    envs = _vector_env(config, n_envs)
     try:
-        with h5py.File(tmp, "w") as f:
-            d_obs = f.create_dataset(
-                "obs", (E, T + 1, *obs_space.shape), np.uint8, chunks=frame_chunk, compression="lzf"
-            )
-            d_act = f.create_dataset("actions", (E, T, *act_shape), act_dtype)
-            d_state = f.create_dataset("states", (E, T + 1, *state0.shape), state0.dtype)
-            d_rew = f.create_dataset("rewards", (E, T), np.float32)
-            if config.twins:
-                tw = f.create_group("twins")
-                t_obs = tw.create_dataset(
-                    "obs",
-                    (E, T + 1, G, *obs_space.shape),
-                    np.uint8,
-                    chunks=(1, 1, G, *obs_space.shape),
-                    compression="lzf",
-                )
-                t_act = tw.create_dataset("actions", (E, T, G, *act_shape), act_dtype)
-                tw.create_dataset("elements", data=np.array(symmetry.elements, dtype=np.float64))
-            attrs = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "sen_rl_version": sen_rl.__version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "symmetry": symmetry.name,
-                "complete": False,
-            }
-            cfg = asdict(config)
-            cfg["env_kwargs"] = json.dumps(cfg["env_kwargs"])
-            cfg["actions"] = json.dumps(cfg["actions"])
-            f.attrs.update({**cfg, **attrs})
-
-            bar = tqdm(total=E, desc=f"collect {config.env_id}", unit="ep", disable=not progress)
-            for start in range(0, E, n_envs):
-                count = min(n_envs, E - start)
-                eps = list(range(start, start + count))
-                seeds = [episode_seed(config.seed, e) for e in eps] + [0] * (n_envs - count)
-                rngs = [np.random.default_rng([config.seed, e, 1]) for e in eps]
-                obs, info = envs.reset(seed=seeds, options={"warmup": config.warmup})
-                ep_obs = np.empty((n_envs, T + 1, *obs_space.shape), np.uint8)
-                ep_states = np.empty((n_envs, T + 1, *state0.shape), state0.dtype)
-                ep_act = np.empty((n_envs, T, *act_shape), act_dtype)
-                ep_rew = np.empty((n_envs, T), np.float32)
-                ep_twins = np.empty((n_envs, T + 1, G, *obs_space.shape), np.uint8) if config.twins else None
-                ep_obs[:, 0], ep_states[:, 0] = obs, info["state"]
-                if config.twins:
-                    ep_twins[:, 0] = np.stack(envs.call("render_twins"))
-                for t in range(T):
-                    acts = [sampler(r) for r in rngs]
-                    acts += [acts[0]] * (n_envs - count)  # idle envs of the last batch: not recorded
-                    action = np.array(acts, dtype=act_dtype)
-                    obs, rew, _, _, info = envs.step(action)
-                    ep_act[:, t], ep_obs[:, t + 1], ep_rew[:, t] = action, obs, rew
-                    ep_states[:, t + 1] = info["state"]
-                    if config.twins:
-                        ep_twins[:, t + 1] = np.stack(envs.call("render_twins"))
-                sl = slice(start, start + count)
-                d_obs[sl], d_state[sl] = ep_obs[:count], ep_states[:count]
-                d_act[sl], d_rew[sl] = ep_act[:count], ep_rew[:count]
-                if config.twins:
-                    t_obs[sl] = ep_twins[:count]
-                    t_act[sl] = np.stack(
-                        [np.asarray(symmetry.act_on_action(g, ep_act[:count])) for g in symmetry.elements],
-                        axis=2,
-                    ).astype(act_dtype)
+        with atomic_write(out) as tmp, h5py.File(tmp, "w") as f:
+            d = _create_datasets(f, config, lay)
+            f.attrs.update(_attributes(config, lay))
+            bar = tqdm(total=config.episodes, desc=f"collect {config.env_id}", unit="ep", disable=not progress)
+            for start in range(0, config.episodes, n_envs):
+                count = min(n_envs, config.episodes - start)
+                _collect_batch(envs, config, lay, sampler, d, start, count)
                 bar.update(count)
             bar.close()
             f.attrs["complete"] = True
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         envs.close()
     return out
+
+
+# --------------------------------------------------------------------------- reading
 
 
 class RolloutDataset:
@@ -269,9 +360,15 @@ class RolloutDataset:
 
     >>> ds = RolloutDataset("data/shapes.h5")       # doctest: +SKIP
     >>> ds.env_id, ds.episodes, ds.steps, ds.obs_shape
+    >>> ds.obs[0, :5]                               # the first 5 frames of episode 0
+
+    The datasets are read through :attr:`obs`, :attr:`actions`, :attr:`states`,
+    :attr:`rewards` and, with twins, :attr:`twin_obs`, :attr:`twin_actions` and
+    :attr:`twin_elements` (h5py datasets: index them to read). Use it as a context manager,
+    or :meth:`close` it.
     """
 
-    REQUIRED = ("obs", "actions", "states", "rewards")
+    REQUIRED = (OBS_KEY, ACTIONS_KEY, STATES_KEY, REWARDS_KEY)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -301,16 +398,16 @@ class RolloutDataset:
         missing = [k for k in self.REQUIRED if k not in f]
         if missing:
             raise DatasetError(f"{p} lacks the datasets {missing}; it is truncated or was not written by sen-rl")
-        E, T1 = f["obs"].shape[:2]
+        E, T1 = f[OBS_KEY].shape[:2]
         checks = {
-            "actions": f["actions"].shape[:2] == (E, T1 - 1),
-            "states": f["states"].shape[:2] == (E, T1),
-            "rewards": f["rewards"].shape == (E, T1 - 1),
-            "obs dtype uint8": f["obs"].dtype == np.uint8,
+            ACTIONS_KEY: f[ACTIONS_KEY].shape[:2] == (E, T1 - 1),
+            STATES_KEY: f[STATES_KEY].shape[:2] == (E, T1),
+            REWARDS_KEY: f[REWARDS_KEY].shape == (E, T1 - 1),
+            f"{OBS_KEY} dtype uint8": f[OBS_KEY].dtype == np.uint8,
         }
-        if "twins" in f:
-            checks["twins/obs"] = f["twins/obs"].shape[:2] == (E, T1)
-            checks["twins/actions"] = f["twins/actions"].shape[:2] == (E, T1 - 1)
+        if TWINS_GROUP in f:
+            checks[TWIN_OBS_KEY] = f[TWIN_OBS_KEY].shape[:2] == (E, T1)
+            checks[TWIN_ACTIONS_KEY] = f[TWIN_ACTIONS_KEY].shape[:2] == (E, T1 - 1)
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise DatasetError(f"{p} has inconsistent shapes in {bad}; it is corrupt")
@@ -328,42 +425,180 @@ class RolloutDataset:
 
     @property
     def episodes(self) -> int:
-        return int(self.file["obs"].shape[0])
+        return int(self.obs.shape[0])
 
     @property
     def steps(self) -> int:
-        return int(self.file["obs"].shape[1]) - 1
+        return int(self.obs.shape[1]) - 1
 
     @property
     def obs_shape(self) -> tuple:
-        return tuple(self.file["obs"].shape[2:])
+        return tuple(self.obs.shape[2:])
 
     @property
     def has_twins(self) -> bool:
-        return "twins" in self.file
+        return TWINS_GROUP in self.file
 
     @property
     def attrs(self) -> dict:
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.file.attrs.items()}
 
-    def __getitem__(self, key: str) -> h5py.Dataset:
+    # -- datasets ---------------------------------------------------------------------------
+    @property
+    def obs(self) -> h5py.Dataset:
+        """uint8 ``[E, T+1, H, W, C]``: ``obs[e, t + 1]`` is the observation after ``actions[e, t]``."""
+        return self.file[OBS_KEY]
+
+    @property
+    def actions(self) -> h5py.Dataset:
+        """``[E, T, ...]``: int64 indices (discrete) or float32 vectors (Box)."""
+        return self.file[ACTIONS_KEY]
+
+    @property
+    def states(self) -> h5py.Dataset:
+        """``[E, T+1, ...]``: the ground-truth world state of every observation."""
+        return self.file[STATES_KEY]
+
+    @property
+    def rewards(self) -> h5py.Dataset:
+        """float32 ``[E, T]``."""
+        return self.file[REWARDS_KEY]
+
+    def _twins(self, key: str) -> h5py.Dataset:
+        if not self.has_twins:
+            raise DatasetError(f"{self.path} has no twins; collect it with `sen-rl collect --twins`")
         return self.file[key]
 
-    def make_env(self, **overrides) -> gym.Env:
+    @property
+    def twin_obs(self) -> h5py.Dataset:
+        """uint8 ``[E, T+1, G, H, W, C]``: ``obs[e, t]`` re-rendered from every ``g * state``."""
+        return self._twins(TWIN_OBS_KEY)
+
+    @property
+    def twin_actions(self) -> h5py.Dataset:
+        """``[E, T, G, ...]``: ``g * actions[e, t]`` for every element ``g``."""
+        return self._twins(TWIN_ACTIONS_KEY)
+
+    @property
+    def twin_elements(self) -> h5py.Dataset:
+        """float64 ``[G, ...]``: the group elements of the twins, in ``env.symmetry`` order."""
+        return self._twins(TWIN_ELEMENTS_KEY)
+
+    def __getitem__(self, key: str) -> h5py.Dataset:
+        """The raw HDF5 object under ``key``; kept for old callers, use the accessors above."""
+        return self.file[key]
+
+    def make_env(self, **overrides: Any) -> gym.Env:
         """An environment like the one that produced this dataset."""
         import sen_rl  # noqa: F401
 
         return gym.make(self.env_id, **{**self.env_kwargs, **overrides})
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has released the file."""
+        return not self.file.id.valid
+
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self):
+    def __enter__(self) -> RolloutDataset:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         twins = ", twins" if self.has_twins else ""
         return f"RolloutDataset({self.path}, {self.env_id}, {self.episodes}x{self.steps}, obs {self.obs_shape}{twins})"
+
+
+# --------------------------------------------------------------------------- training data
+
+
+class TransitionStream:
+    """Batches ``(obs, action, next_obs)`` of uint8 numpy arrays from a subset of episodes.
+
+    Episodes are read in contiguous blocks of about ``block_bytes`` of observations; the
+    transitions of a block are shuffled and gathered batch by batch, so memory holds one
+    block plus one batch whatever the dataset's size. ``ds`` needs ``obs``, ``actions``,
+    ``steps`` and ``obs_shape`` (a :class:`RolloutDataset`).
+    """
+
+    def __init__(
+        self, ds: RolloutDataset, episodes: np.ndarray, batch_size: int, block_bytes: int = STREAM_BLOCK_BYTES
+    ):
+        self.ds, self.episodes, self.batch_size = ds, np.sort(episodes), batch_size
+        self.T = ds.steps
+        episode_bytes = (self.T + 1) * int(np.prod(ds.obs_shape))
+        self.block_eps = max(1, block_bytes // episode_bytes, -(-batch_size // self.T))
+
+    def __len__(self) -> int:
+        return max(1, len(self.episodes) * self.T // self.batch_size)
+
+    def _read(self, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = int(eps[0]), int(eps[-1]) + 1
+        keep = eps - lo
+        if len(keep) == hi - lo:  # a contiguous run: one slice, no copy
+            return self.ds.obs[lo:hi], self.ds.actions[lo:hi]
+        return self.ds.obs[lo:hi][keep], self.ds.actions[lo:hi][keep]
+
+    def epoch(self, rng: np.random.Generator, max_transitions: int | None = None) -> Iterator[Batch]:
+        """One pass over the episodes' transitions (at most ``max_transitions``), in ``rng``'s order."""
+        B, T = self.batch_size, self.T
+        blocks = [self.episodes[i : i + self.block_eps] for i in range(0, len(self.episodes), self.block_eps)]
+        budget = max_transitions if max_transitions is not None else math.inf
+        carry = None  # fewer than B transitions left over from the previous block
+        for b in rng.permutation(len(blocks)):
+            if budget < B:
+                break
+            obs, act = self._read(blocks[b])
+            e, t = np.divmod(rng.permutation(len(obs) * T), T)
+            pos = 0
+            if carry is not None:
+                need = B - len(carry[0])
+                part = (obs[e[:need], t[:need]], act[e[:need], t[:need]], obs[e[:need], t[:need] + 1])
+                carry = tuple(np.concatenate([c, x]) for c, x in zip(carry, part, strict=True))
+                pos = need
+                if len(carry[0]) == B:
+                    budget -= B
+                    yield carry
+                    carry = None
+            while pos + B <= len(e) and budget >= B:
+                ei, ti = e[pos : pos + B], t[pos : pos + B]
+                budget -= B
+                yield obs[ei, ti], act[ei, ti], obs[ei, ti + 1]
+                pos += B
+            if pos < len(e) and budget >= B:
+                ei, ti = e[pos:], t[pos:]
+                carry = (obs[ei, ti], act[ei, ti], obs[ei, ti + 1])
+        if carry is not None and len(carry[0]) >= 2 and budget >= len(carry[0]):
+            yield carry
+
+
+def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation episode indices, split by whole episodes."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    perm = np.random.default_rng([seed, SPLIT_SEED_TAG]).permutation(n_episodes)
+    n_val = int(round(n_episodes * val_fraction))
+    if val_fraction > 0:
+        n_val = max(1, n_val)
+    if n_episodes - n_val < 1:
+        raise ValueError(f"dataset has {n_episodes} episodes: too few to hold out {n_val} for validation")
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def distinct_targets(batch: Batch) -> Batch:
+    """Keep one transition per distinct next observation.
+
+    Blocked moves repeat a state, so transitions of the same episode often share their next
+    observation; each of them then has a rival prediction of the very same target and Hits@1
+    scores about half of them as misses however good the model is (6% of a 2D Shapes
+    validation batch). The paper's evaluation uses one transition per episode, which avoids
+    this; here, duplicates are dropped.
+    """
+    obs, act, nxt = batch
+    _, first = np.unique(nxt.reshape(len(nxt), -1), axis=0, return_index=True)
+    keep = np.sort(first)
+    return obs[keep], act[keep], nxt[keep]

@@ -13,19 +13,29 @@ the best epoch by validation loss is copied to ``best.pt``. ``resume=True`` cont
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from sen_rl.data import RolloutDataset
+from sen_rl.data import Batch, RolloutDataset, TransitionStream, distinct_targets, split_episodes
+from sen_rl.fileio import atomic_write
 from sen_rl.metrics import ranking_metrics
 from sen_rl.model import WorldModel, build_model, read_checkpoint
+
+# -- fixed numbers (changing one changes every run: resume and published runs depend on them) --
+VALIDATION_SEED_TAG = 11
+"""The validation batch is drawn once per run by ``default_rng([seed, VALIDATION_SEED_TAG])``."""
+EVAL_CHUNK = 500
+"""``evaluate_one_step`` scores this many transitions at a time (memory); chunk ``i`` draws its
+negatives from a generator seeded ``generator_seed + i``, so the size is part of the result."""
+GENERATOR_SEED_BOUND = 2**62
+"""An epoch's torch generator (negatives) is seeded by ``rng.integers(GENERATOR_SEED_BOUND)``."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -77,6 +87,7 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
 
 
 PRESET_TRAINING = {"smoke": (2, 64), "cpu": (20, 256), "paper": (100, 1024)}
+"""Default ``(epochs, batch_size)`` of each preset."""
 
 
 def _device(name: str) -> torch.device:
@@ -88,7 +99,7 @@ def _device(name: str) -> torch.device:
     return dev
 
 
-def _autocast(amp: str, device: torch.device):
+def _autocast(amp: str, device: torch.device) -> torch.autocast | None:
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
     if amp == "off":
@@ -98,110 +109,27 @@ def _autocast(amp: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-class TransitionStream:
-    """Batches ``(obs, action, next_obs)`` of uint8 numpy arrays from a subset of episodes.
-
-    Episodes are read in contiguous blocks of about ``block_bytes`` of observations; the
-    transitions of a block are shuffled and gathered batch by batch, so memory holds one
-    block plus one batch whatever the dataset's size.
-    """
-
-    def __init__(self, ds: RolloutDataset, episodes: np.ndarray, batch_size: int, block_bytes: int = 256 << 20):
-        self.ds, self.episodes, self.batch_size = ds, np.sort(episodes), batch_size
-        self.T = ds.steps
-        episode_bytes = (self.T + 1) * int(np.prod(ds.obs_shape))
-        self.block_eps = max(1, block_bytes // episode_bytes, -(-batch_size // self.T))
-
-    def __len__(self) -> int:
-        return max(1, len(self.episodes) * self.T // self.batch_size)
-
-    def _read(self, eps: np.ndarray):
-        lo, hi = int(eps[0]), int(eps[-1]) + 1
-        keep = eps - lo
-        if len(keep) == hi - lo:  # a contiguous run: one slice, no copy
-            return self.ds["obs"][lo:hi], self.ds["actions"][lo:hi]
-        return self.ds["obs"][lo:hi][keep], self.ds["actions"][lo:hi][keep]
-
-    def epoch(self, rng: np.random.Generator, max_transitions: int | None = None):
-        B, T = self.batch_size, self.T
-        blocks = [self.episodes[i : i + self.block_eps] for i in range(0, len(self.episodes), self.block_eps)]
-        budget = max_transitions if max_transitions is not None else math.inf
-        carry = None  # fewer than B transitions left over from the previous block
-        for b in rng.permutation(len(blocks)):
-            if budget < B:
-                break
-            obs, act = self._read(blocks[b])
-            e, t = np.divmod(rng.permutation(len(obs) * T), T)
-            pos = 0
-            if carry is not None:
-                need = B - len(carry[0])
-                part = (obs[e[:need], t[:need]], act[e[:need], t[:need]], obs[e[:need], t[:need] + 1])
-                carry = tuple(np.concatenate([c, x]) for c, x in zip(carry, part, strict=True))
-                pos = need
-                if len(carry[0]) == B:
-                    budget -= B
-                    yield carry
-                    carry = None
-            while pos + B <= len(e) and budget >= B:
-                ei, ti = e[pos : pos + B], t[pos : pos + B]
-                budget -= B
-                yield obs[ei, ti], act[ei, ti], obs[ei, ti + 1]
-                pos += B
-            if pos < len(e) and budget >= B:
-                ei, ti = e[pos:], t[pos:]
-                carry = (obs[ei, ti], act[ei, ti], obs[ei, ti + 1])
-        if carry is not None and len(carry[0]) >= 2 and budget >= len(carry[0]):
-            yield carry
-
-
-def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation episode indices, split by whole episodes."""
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    perm = np.random.default_rng([seed, 7]).permutation(n_episodes)
-    n_val = int(round(n_episodes * val_fraction))
-    if val_fraction > 0:
-        n_val = max(1, n_val)
-    if n_episodes - n_val < 1:
-        raise ValueError(f"dataset has {n_episodes} episodes: too few to hold out {n_val} for validation")
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-def distinct_targets(batch):
-    """Keep one transition per distinct next observation.
-
-    Blocked moves repeat a state, so transitions of the same episode often share their next
-    observation; each of them then has a rival prediction of the very same target and Hits@1
-    scores about half of them as misses however good the model is (6% of a 2D Shapes
-    validation batch). The paper's evaluation uses one transition per episode, which avoids
-    this; here, duplicates are dropped.
-    """
-    obs, act, nxt = batch
-    _, first = np.unique(nxt.reshape(len(nxt), -1), axis=0, return_index=True)
-    keep = np.sort(first)
-    return obs[keep], act[keep], nxt[keep]
-
-
 @torch.no_grad()
-def evaluate_one_step(model: WorldModel, batch, generator_seed: int = 0) -> dict[str, float]:
+def evaluate_one_step(model: WorldModel, batch: Batch, generator_seed: int = 0) -> dict[str, float]:
     """Validation loss and one-step Hits@1/MRR on a fixed batch of transitions."""
     was = model.training
     model.eval()
     obs, act, nxt = batch
     parts, zs, preds = [], [], []
-    for i in range(0, len(obs), 500):
+    for i in range(0, len(obs), EVAL_CHUNK):
+        chunk = slice(i, i + EVAL_CHUNK)
         gen = torch.Generator().manual_seed(generator_seed + i)
-        out = model.loss(obs[i : i + 500], act[i : i + 500], nxt[i : i + 500], generator=gen)
+        out = model.loss(obs[chunk], act[chunk], nxt[chunk], generator=gen)
         parts.append({k: float(v) for k, v in out.items()})
-        z = model.encode(obs[i : i + 500])
-        preds.append(model.predict(z, act[i : i + 500]).float().cpu())
-        zs.append(model.encode(nxt[i : i + 500]).float().cpu())
+        z = model.encode(obs[chunk])
+        preds.append(model.predict(z, act[chunk]).float().cpu())
+        zs.append(model.encode(nxt[chunk]).float().cpu())
     model.train(was)
     m = ranking_metrics(torch.cat(preds), torch.cat(zs), ks=(1,))
     return {"loss": float(np.mean([p["loss"] for p in parts])), "hits@1": m["hits@1"], "mrr": m["mrr"]}
 
 
-def _rng_state() -> dict:
+def _rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
@@ -210,7 +138,7 @@ def _rng_state() -> dict:
     }
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -218,26 +146,37 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train(
-    config: TrainConfig,
-    resume: bool = False,
-    progress: bool = True,
-    log: bool = True,
-    verbose: bool = True,
-    overwrite: bool = False,
-) -> dict:
-    """Train (or resume) a world model; returns the history and the paths of the checkpoints.
+# --------------------------------------------------------------------------- one run
 
-    ``progress`` shows a progress bar per epoch, ``verbose`` prints one line per epoch and
-    ``log`` writes TensorBoard scalars under ``config.out``. A run folder that already holds
-    a checkpoint is only continued (``resume``) or replaced (``overwrite``), never silently.
+
+@dataclass
+class _Run:
+    """What a training run holds from one epoch to the next."""
+
+    config: TrainConfig
+    last_path: Path
+    best_path: Path
+    model: WorldModel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: torch.autocast | None
+    stream: TransitionStream
+    val_batch: Batch | None
+    steps_per_epoch: int
+    """Optimiser steps an epoch takes at most, a last partial batch included: the cosine curve's unit."""
+    bar_total: int
+    start_epoch: int
+    history: list[dict[str, float]]
+    best_val: float
+
+
+def _prepare_run(
+    config: TrainConfig, ds: RolloutDataset, last_path: Path, resume: bool, overwrite: bool
+) -> dict | None:
+    """Check the run folder and the settings; returns the checkpoint to resume from (None: a fresh run).
+
+    Settings left to None come from the checkpoint when resuming, else from the preset.
     """
-    from tqdm.auto import tqdm
-
-    out = Path(config.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    ds = RolloutDataset(config.data)
-    start_epoch, history, best_val = 0, [], math.inf
     payload = None
     if not resume and not overwrite and last_path.exists():
         raise FileExistsError(
@@ -271,7 +210,15 @@ def train(
         raise ValueError(f"batch_size must be >= 2 (negatives come from the batch), got {config.batch_size}")
     if config.threads:
         torch.set_num_threads(config.threads)
+    return payload
 
+
+def _build(config: TrainConfig, ds: RolloutDataset, payload: dict | None, last_path: Path, best_path: Path) -> _Run:
+    """Model, optimiser, data streams and mixed precision, restored from ``payload`` when resuming.
+
+    The order is part of the result: the weights are drawn right after ``manual_seed``.
+    """
+    # -- model and optimiser
     device = _device(config.device)
     torch.manual_seed(config.seed)
     # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
@@ -284,6 +231,8 @@ def train(
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
+    # -- resume: weights, optimiser, RNGs and history of the last finished epoch
+    start_epoch, history, best_val = 0, [], math.inf
     if payload is not None:
         model.eval()
         model.load_state_dict(payload["model_state"])
@@ -292,95 +241,174 @@ def train(
         _set_rng_state(payload["rng"])
         start_epoch, history, best_val = payload["epoch"] + 1, payload["history"], payload["best_val"]
 
+    # -- data: training stream, and a fixed validation batch of held-out episodes
     train_eps, val_eps = split_episodes(ds.episodes, config.val_fraction, config.seed)
     stream = TransitionStream(ds, train_eps, config.batch_size)
     val_batch = None
     if len(val_eps):
         vs = TransitionStream(ds, val_eps, min(config.val_samples, len(val_eps) * ds.steps))
-        val_batch = distinct_targets(next(vs.epoch(np.random.default_rng([config.seed, 11]))))
+        val_batch = distinct_targets(next(vs.epoch(np.random.default_rng([config.seed, VALIDATION_SEED_TAG]))))
 
-    writer = None
-    if log:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out))
+    # -- mixed precision
     autocast = _autocast(config.amp, device)
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
     scaler = torch.amp.GradScaler(device.type, enabled=autocast is not None and autocast.fast_dtype == torch.float16)
     if payload is not None and payload.get("scaler_state"):
         scaler.load_state_dict(payload["scaler_state"])
-    # at most the steps an epoch takes, a last partial batch included: the cosine curve's length
-    n_steps = len(stream) + 1 if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
+
+    capped = None if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
     model.train()
-    for epoch in range(start_epoch, config.epochs):
-        rng = np.random.default_rng([config.seed, epoch])
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        sums, count, t0, n_samples = {}, 0, time.perf_counter(), 0
-        total = len(stream) if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
-        bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-        for step, (obs, act, nxt) in enumerate(stream.epoch(rng, config.max_transitions)):
-            if config.lr_schedule == "cosine":
-                # a function of the step alone, so a resumed run follows the same curve
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(config.lr, epoch * n_steps + step, config.epochs * n_steps)
-            if autocast is not None:
-                with autocast:
-                    parts = model.loss(obs, act, nxt, generator=gen)
-            else:
-                parts = model.loss(obs, act, nxt, generator=gen)
-            loss = parts["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopping. "
-                    f"The last good checkpoint ({last_path if last_path.exists() else 'none yet'}) is kept; "
-                    "try a lower --lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+    return _Run(
+        config=config,
+        last_path=last_path,
+        best_path=best_path,
+        model=model,
+        optimizer=optimizer,
+        scaler=scaler,
+        autocast=autocast,
+        stream=stream,
+        val_batch=val_batch,
+        steps_per_epoch=len(stream) + 1 if capped is None else capped,
+        bar_total=len(stream) if capped is None else capped,
+        start_epoch=start_epoch,
+        history=history,
+        best_val=best_val,
+    )
+
+
+def _train_step(run: _Run, batch: Batch, gen: torch.Generator, epoch: int, step: int) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``; a TrainingDiverged before any update if the loss is not finite."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    if config.lr_schedule == "cosine":
+        # a function of the step alone, so a resumed run follows the same curve
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.lr, epoch * run.steps_per_epoch + step, config.epochs * run.steps_per_epoch)
+    if run.autocast is not None:
+        with run.autocast:
+            parts = model.loss(*batch, generator=gen)
+    else:
+        parts = model.loss(*batch, generator=gen)
+    loss = parts["loss"]
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss is {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; stopping. "
+            f"The last good checkpoint ({run.last_path if run.last_path.exists() else 'none yet'}) is kept; "
+            "try a lower --lr"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(optimizer)
+    run.scaler.update()
+    return parts
+
+
+def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, float]:
+    """Train one epoch; returns its row of the history (mean losses, throughput)."""
+    from tqdm.auto import tqdm
+
+    config = run.config
+    # the epoch's order and negatives follow from (seed, epoch) alone: what makes resume exact
+    rng = np.random.default_rng([config.seed, epoch])
+    gen = torch.Generator().manual_seed(int(rng.integers(GENERATOR_SEED_BOUND)))
+    sums, count, t0, n_samples = {}, 0, time.perf_counter(), 0
+    bar = tqdm(total=run.bar_total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+    try:
+        for step, batch in enumerate(run.stream.epoch(rng, config.max_transitions)):
+            parts = _train_step(run, batch, gen, epoch, step)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             count += 1
-            n_samples += len(obs)
+            n_samples += len(batch[0])
             rate = n_samples / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", sps=f"{rate:.0f}")
             bar.update(1)
+    finally:
         bar.close()
-        elapsed = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
-        row["samples_per_sec"] = n_samples / elapsed
-        if val_batch is not None:
-            val = evaluate_one_step(model, val_batch, generator_seed=config.seed)
-            row.update({f"val_{k}": v for k, v in val.items()})
-        history.append(row)
-        score = row.get("val_loss", row["loss"])
-        improved = score < best_val
-        best_val = min(best_val, score)
-        model.save(
-            last_path,
-            train_config=asdict(config),
-            optimizer_state=optimizer.state_dict(),
-            scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
-            rng=_rng_state(),
-            epoch=epoch,
-            history=history,
-            best_val=best_val,
-        )
-        if improved:
-            tmp = best_path.with_name(f".{best_path.name}.tmp-{os.getpid()}")
-            shutil.copyfile(last_path, tmp)
-            os.replace(tmp, best_path)
+    elapsed = time.perf_counter() - t0
+    row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
+    row["samples_per_sec"] = n_samples / elapsed
+    return row
+
+
+def _validate(run: _Run) -> dict[str, float]:
+    """``val_loss``, ``val_hits@1`` and ``val_mrr`` on the fixed validation batch (empty without one)."""
+    if run.val_batch is None:
+        return {}
+    val = evaluate_one_step(run.model, run.val_batch, generator_seed=run.config.seed)
+    return {f"val_{k}": v for k, v in val.items()}
+
+
+def _save_epoch(run: _Run, epoch: int, row: dict[str, float]) -> bool:
+    """Append ``row`` to the history, write ``last.pt`` and, if it is the best so far, ``best.pt``."""
+    run.history.append(row)
+    score = row.get("val_loss", row["loss"])
+    improved = score < run.best_val
+    run.best_val = min(run.best_val, score)
+    run.model.save(
+        run.last_path,
+        train_config=asdict(run.config),
+        optimizer_state=run.optimizer.state_dict(),
+        scaler_state=run.scaler.state_dict() if run.scaler.is_enabled() else None,
+        rng=_rng_state(),
+        epoch=epoch,
+        history=run.history,
+        best_val=run.best_val,
+    )
+    if improved:
+        with atomic_write(run.best_path) as tmp:
+            shutil.copyfile(run.last_path, tmp)
+    return improved
+
+
+def _log_epoch(writer: Any, row: dict[str, float], epoch: int) -> None:
+    """TensorBoard scalars of one epoch: ``train/...`` and ``val/...``."""
+    for k, v in row.items():
+        if k != "epoch":
+            tag = k.replace("val_", "val/") if k.startswith("val_") else f"train/{k}"
+            writer.add_scalar(tag, v, epoch + 1)
+    writer.flush()
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    log: bool = True,
+    verbose: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) a world model; returns the history and the paths of the checkpoints.
+
+    ``progress`` shows a progress bar per epoch, ``verbose`` prints one line per epoch and
+    ``log`` writes TensorBoard scalars under ``config.out``. A run folder that already holds
+    a checkpoint is only continued (``resume``) or replaced (``overwrite``), never silently.
+    The dataset and the TensorBoard writer are closed however the run ends.
+    """
+    out = Path(config.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    ds = RolloutDataset(config.data)
+    writer = None
+    try:
+        # -- setup
+        payload = _prepare_run(config, ds, last_path, resume, overwrite)
+        run = _build(config, ds, payload, last_path, best_path)
+        if log:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out))
+
+        # -- epochs: train, validate, checkpoint, report
+        for epoch in range(run.start_epoch, config.epochs):
+            row = _run_epoch(run, epoch, progress)
+            row.update(_validate(run))
+            improved = _save_epoch(run, epoch, row)
+            if writer is not None:
+                _log_epoch(writer, row, epoch)
+            if verbose:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+                print(f"epoch {epoch + 1}/{config.epochs}: {shown}" + (" (best)" if improved else ""))
+    finally:
         if writer is not None:
-            for k, v in row.items():
-                if k != "epoch":
-                    tag = k.replace("val_", "val/") if k.startswith("val_") else f"train/{k}"
-                    writer.add_scalar(tag, v, epoch + 1)
-            writer.flush()
-        if verbose:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
-            print(f"epoch {epoch + 1}/{config.epochs}: {shown}" + (" (best)" if improved else ""))
-    if writer is not None:
-        writer.close()
-    ds.close()
-    return {"history": history, "last": last_path, "best": best_path if best_path.exists() else last_path}
+            writer.close()
+        ds.close()
+    return {"history": run.history, "last": last_path, "best": best_path if best_path.exists() else last_path}

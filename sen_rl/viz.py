@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from sen_rl.data import RolloutDataset
+from sen_rl.domains import domain_of
+from sen_rl.envs.base import displayable as _current_frame
+from sen_rl.fileio import atomic_write
 from sen_rl.groups import element_label
 
 
-def displayable(frame: np.ndarray) -> np.ndarray:
-    """An observation as an RGB image: grayscale repeated, Reacher's stacked frames -> current."""
-    frame = np.asarray(frame)
-    if frame.shape[-1] == 1:
-        return np.repeat(frame, 3, axis=-1)
-    if frame.shape[-1] == 6:
-        return frame[..., 3:]
-    return frame
+def displayable(frame: np.ndarray, stacked_frames: int = 1) -> np.ndarray:
+    """An observation as an RGB image: the last of its ``stacked_frames`` frames, grayscale repeated.
+
+    An observation may stack several frames on its channel axis (Reacher: the previous and
+    the current RGB frame); its env class says how many in ``stacked_frames``.
+    """
+    return _current_frame(frame, stacked_frames)
 
 
-def contact_sheet(datasets, out: str | os.PathLike, per_row: int = 12) -> Path:
+def stacked_frames(env_id: str) -> int:
+    """Frames stacked on the channel axis of ``env_id``'s observations (its env class's ``stacked_frames``)."""
+    return int(domain_of(env_id).env_class().stacked_frames)
+
+
+def contact_sheet(datasets: Iterable[RolloutDataset], out: str | os.PathLike, per_row: int = 12) -> Path:
     """Write a PNG: for each dataset with twins, frame 0 of episode 0 and its twin for every element.
 
     The twin under the identity is the frame itself, re-rendered; the others show what the
@@ -35,11 +44,12 @@ def contact_sheet(datasets, out: str | os.PathLike, per_row: int = 12) -> Path:
     for ds in datasets:
         if not ds.has_twins:
             raise ValueError(f"{ds.path} has no twins; collect it with --twins")
-        frame = ds["obs"][0, 0]
-        twins = ds["twins/obs"][0, 0]
-        elements = ds["twins/elements"][:]
-        items = [(displayable(frame), "observation")]
-        items += [(displayable(t), element_label(g)) for t, g in zip(twins, elements, strict=True)]
+        k = stacked_frames(ds.env_id)
+        frame = ds.obs[0, 0]
+        twins = ds.twin_obs[0, 0]
+        elements = ds.twin_elements[:]
+        items = [(displayable(frame, k), "observation")]
+        items += [(displayable(t, k), element_label(g)) for t, g in zip(twins, elements, strict=True)]
         for start in range(0, len(items), per_row):
             rows.append((ds.env_id if start == 0 else "", items[start : start + per_row]))
     cols = max(len(r[1]) for r in rows)
@@ -64,9 +74,9 @@ def contact_sheet(datasets, out: str | os.PathLike, per_row: int = 12) -> Path:
     fig.suptitle("sen-rl: each observation beside its twin re-rendered for every group element", fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        with atomic_write(out, suffix=".png") as tmp:  # savefig picks the format by the suffix
+            fig.savefig(tmp, dpi=130)
+    finally:
+        plt.close(fig)
     return out

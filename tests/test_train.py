@@ -1,10 +1,14 @@
 """Training: exact resume, checkpoints that rebuild the model alone, divergence, clear errors."""
 
+import shutil
+
+import h5py
 import numpy as np
 import pytest
 import torch
 
-from sen_rl.data import CollectConfig, collect
+import sen_rl.train
+from sen_rl.data import CollectConfig, RolloutDataset, TransitionStream, collect, distinct_targets
 from sen_rl.model import WorldModel, load_model
 from sen_rl.train import TrainConfig, TrainingDiverged, cosine_lr, train
 
@@ -107,6 +111,41 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, 
     assert (tmp_path / "last.pt").read_bytes() == good
 
 
+def test_divergence_closes_the_dataset_and_the_writer(shapes_data, tmp_path, monkeypatch):
+    data = shutil.copyfile(shapes_data, tmp_path / "d.h5")  # opened for writing below
+    opened, closed_writers = [], []
+
+    class SpyDataset(RolloutDataset):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            opened.append(self)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    real_close = SummaryWriter.close
+
+    def spy_close(self):
+        closed_writers.append(self)
+        return real_close(self)
+
+    def nan_loss(self, *a, **kw):
+        return {"loss": torch.tensor(float("nan"), requires_grad=True)}
+
+    monkeypatch.setattr(sen_rl.train, "RolloutDataset", SpyDataset)
+    monkeypatch.setattr(SummaryWriter, "close", spy_close)
+    monkeypatch.setattr(WorldModel, "loss", nan_loss)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1"):
+        train(_cfg(data, tmp_path / "run", epochs=1), progress=False, log=True, verbose=False)
+    assert len(opened) == 1 and opened[0].closed
+    assert len(closed_writers) == 1
+    with h5py.File(data, "a"):  # HDF5 refuses this while the file is still open for reading
+        pass
+    # a run that fails before its first epoch closes the file too
+    with pytest.raises(ValueError, match="batch_size"):
+        train(_cfg(data, tmp_path / "run2", batch_size=1), progress=False, log=False, verbose=False)
+    assert len(opened) == 2 and opened[1].closed
+
+
 def test_clear_errors(shapes_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_model(tmp_path / "nope.pt")
@@ -133,21 +172,19 @@ def test_clear_errors(shapes_data, tmp_path):
         model.encode(np.zeros((2, 64, 64, 3), np.uint8))
 
 
-class _FakeDataset(dict):
+class _FakeDataset:
     """obs[e, t] holds (e, t) in its first two pixels, so every yielded transition can be traced."""
 
     def __init__(self, episodes, steps):
         obs = np.zeros((episodes, steps + 1, 2, 2, 1), np.uint8)
         obs[:, :, 0, 0, 0] = np.arange(episodes)[:, None]
         obs[:, :, 0, 1, 0] = np.arange(steps + 1)[None, :]
-        super().__init__(obs=obs, actions=np.arange(episodes * steps).reshape(episodes, steps))
+        self.obs, self.actions = obs, np.arange(episodes * steps).reshape(episodes, steps)
         self.steps, self.obs_shape = steps, obs.shape[2:]
 
 
 @pytest.mark.parametrize("block_bytes", [1, 40, 1 << 20])
 def test_stream_visits_every_training_transition_once(block_bytes):
-    from sen_rl.train import TransitionStream
-
     ds = _FakeDataset(episodes=23, steps=7)
     train_eps = np.array([0, 2, 3, 5, 8, 9, 10, 11, 15, 16, 22])
     stream = TransitionStream(ds, train_eps, batch_size=5, block_bytes=block_bytes)
@@ -167,8 +204,6 @@ def test_stream_visits_every_training_transition_once(block_bytes):
 
 
 def test_validation_keeps_one_transition_per_distinct_target():
-    from sen_rl.train import distinct_targets
-
     nxt = np.array([[1, 1], [2, 2], [1, 1], [3, 3], [2, 2]], np.uint8)
     obs, act = np.arange(10).reshape(5, 2), np.arange(5)
     o, a, n = distinct_targets((obs, act, nxt))
