@@ -5,7 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/sen-rl demo
+	.venv/bin/python -m benchmarks.demo
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -1,20 +1,80 @@
-"""The ``sen-rl`` command line: ``collect``, ``train``, ``demo``."""
+"""The sen-rl command line: argument parsing and dispatch, nothing else.
+
+Subcommands:
+
+  collect  run random policies in a domain and write the rollouts to an HDF5 dataset
+           (sen_rl.data.collect)
+  train    train a world model on a rollout dataset, with resumable checkpoints
+           (sen_rl.train.train)
+  eval     score a checkpoint on an evaluation dataset: Hits@k, MRR, EE(S), DIE, HH@1, TH@1
+           (sen_rl.evaluate.evaluate)
+
+The options of collect and train are the fields of sen_rl.data.CollectConfig and
+sen_rl.train.TrainConfig, with the fields' docstrings as their help (add_config_options), so
+that an option is declared once, in the library. The README's demo is python -m benchmarks.demo.
+
+Exit codes: 0 success; 1 training diverged (sen_rl.train.TrainingDiverged); 2 a usage error,
+from argparse or a user error raised by the library (ValueError, DatasetError,
+FileExistsError, FileNotFoundError, IsADirectoryError), printed as one line on stderr without
+a traceback. Progress bars show only when stderr is a terminal, and never with --quiet.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
 import json
+import re
 import sys
+import textwrap
 import time
+import types
+import typing
 from pathlib import Path
 
-#: Small datasets of every domain for the demo: (env id, env kwargs, episodes, steps, warmup)
-DEMO_DOMAINS = (
-    ("SEN-Shapes-v0", {}, 8, 10, 0),
-    ("SEN-Cubes-v0", {}, 8, 10, 0),
-    ("SEN-Teapot-v0", {}, 8, 1, 0),
-    ("SEN-Reacher-v0", {"size": 64}, 4, 10, 50),
+#: the subcommands and what each does (the lines of ``sen-rl --help``)
+COMMANDS = {
+    "collect": "run random policies in a domain and write the rollouts to an HDF5 dataset",
+    "train": "train a world model on a rollout dataset, with resumable checkpoints",
+    "eval": "score a checkpoint on an evaluation dataset: Hits@k, MRR, EE(S), DIE, HH@1, TH@1",
+}
+
+#: the README's worked example, collect -> train -> eval on 2D Shapes
+EXAMPLE = (
+    "sen-rl collect --env SEN-Shapes-v0 --episodes 1000 --steps 100 --seed 0 --out data/shapes_train.h5",
+    "sen-rl train --data data/shapes_train.h5 --variant sen --preset cpu --out runs/shapes_sen",
+    "sen-rl collect --env SEN-Shapes-v0 --episodes 1000 --steps 10 --seed 1 --twins --out data/shapes_eval.h5",
+    "sen-rl eval --checkpoint runs/shapes_sen/best.pt --data data/shapes_eval.h5",
 )
+
+
+# --- options from dataclasses ---------------------------------------------------------------
+
+
+def _plain(doc: str) -> str:
+    """A docstring as one line of plain text: reST roles and ``literals`` lose their markup."""
+    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", inspect.cleandoc(doc))
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    return " ".join(text.split())
+
+
+def attribute_docs(obj) -> dict[str, str]:
+    """The attribute docstrings of a class or module: the string literal right after each assignment."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    body = tree.body[0].body if inspect.isclass(obj) else tree.body
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if not (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
+            continue
+        if not isinstance(after.value.value, str):
+            continue
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        for target in targets:
+            if isinstance(target, ast.Name) and isinstance(node, ast.AnnAssign | ast.Assign):
+                docs[target.id] = _plain(after.value.value)
+    return docs
 
 
 def _json_dict(text: str) -> dict:
@@ -27,126 +87,141 @@ def _json_dict(text: str) -> dict:
     return value
 
 
+def _comma_list(item_type):
+    """An argparse type: one word of a list option, which may hold several items separated by commas."""
+
+    def parse(text: str) -> list:
+        return [item_type(part) for part in text.split(",") if part]
+
+    parse.__name__ = getattr(item_type, "__name__", "value")  # argparse names the type in its errors
+    return parse
+
+
+def _unwrap_optional(tp) -> tuple[typing.Any, bool]:
+    """``(T, True)`` for ``T | None``, else ``(tp, False)``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    config_class: type,
+    names: dict[str, str] | None = None,
+    choices: dict[str, typing.Sequence[str]] | None = None,
+) -> None:
+    """Add one ``--field-name`` option per field of the dataclass ``config_class``.
+
+    The help is the field's docstring; the type and default are the field's: a field without
+    default is required, ``bool`` is a flag (``--x``, or ``--no-x`` when it defaults to True),
+    ``T | None`` takes a ``T`` and defaults to None, a list takes one or more words (commas
+    separate items too) and a dict takes a JSON object. ``names`` renames options (field ->
+    option name) and ``choices`` restricts values; the option's ``dest`` is always the field's
+    name, so :func:`config_from_args` builds the config back.
+    """
+    names, choices = names or {}, choices or {}
+    hints = typing.get_type_hints(config_class)
+    docs = attribute_docs(config_class)
+    for f in dataclasses.fields(config_class):
+        name = names.get(f.name, f.name).replace("_", "-")
+        tp, _ = _unwrap_optional(hints[f.name])
+        origin = typing.get_origin(tp) or tp
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        help_text = docs.get(f.name, "")
+        kwargs: dict[str, typing.Any] = {"dest": f.name}
+        if default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+        if tp is bool:
+            if default is True:
+                name, help_text = f"no-{name}", f"turn off: {help_text}"
+            kwargs["action"] = "store_false" if default is True else "store_true"
+        elif origin in (list, tuple):
+            (item_type,) = typing.get_args(tp)[:1] or (str,)
+            kwargs.update(nargs="+", type=_comma_list(item_type), metavar=f.name.upper())
+        elif origin is dict:
+            kwargs.update(type=_json_dict, metavar="JSON")
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        else:
+            raise TypeError(f"{config_class.__name__}.{f.name}: no command-line option for type {tp!r}")
+        if f.name in choices:
+            kwargs["choices"] = tuple(choices[f.name])
+        shown = all(default is not x for x in (dataclasses.MISSING, None, False)) and default not in ("", {}, [])
+        if shown:
+            help_text += f" (default: {json.dumps(default) if isinstance(default, dict) else default})"
+        kwargs["help"] = help_text.replace("%", "%%")
+        parser.add_argument(f"--{name}", **kwargs)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace):
+    """The dataclass ``config_class`` from the options :func:`add_config_options` added."""
+    values = {}
+    for f in dataclasses.fields(config_class):
+        value = getattr(args, f.name)
+        if isinstance(value, list):  # one list per word: flatten
+            value = [item for word in value for item in (word if isinstance(word, list) else [word])]
+        values[f.name] = value
+    return config_class(**values)
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only on a terminal: a log or a pipe gets the one-line summaries, not bar redraws."""
+    return not quiet and sys.stderr.isatty()
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
 def cmd_collect(args) -> int:
     from sen_rl.data import CollectConfig, collect
 
-    actions = [a for part in args.actions for a in part.split(",") if a] if args.actions else None
-    cfg = CollectConfig(
-        env_id=args.env,
-        episodes=args.episodes,
-        steps=args.steps,
-        seed=args.seed,
-        warmup=args.warmup,
-        actions=actions,
-        positive_torque=args.positive_torque,
-        twins=args.twins,
-        env_kwargs=args.env_kwargs,
-        num_envs=args.num_envs,
-        vectorization=args.vectorization,
-    )
+    cfg = config_from_args(CollectConfig, args)
     t0 = time.perf_counter()
-    out = collect(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    out = collect(cfg, args.out, overwrite=args.overwrite, progress=show_progress(args.quiet))
     dt = time.perf_counter() - t0
     frames = cfg.episodes * (cfg.steps + 1)
     print(f"wrote {out}: {cfg.episodes} episodes x {cfg.steps} steps, {frames / dt:.0f} frames/s")
     return 0
 
 
-#: The paper's unseen-action result on 2D Shapes trained on {up} (ICML Table 2): H@1, MRR (%) at 10 steps
-PAPER_SHAPES_UP = {"none": ("2.8 +- 0.6", "5.3 +- 0.4", "0.00"), "sen": ("100", "99.9", "0.00")}
+def _announce_resume(cfg) -> None:
+    """Say where a resumed run continues; a missing checkpoint is left for train() to report."""
+    from sen_rl.model import read_checkpoint
 
-
-def cmd_demo(args) -> int:
-    """Contact sheet of every domain's twins, then the paper's central result on 2D Shapes.
-
-    ``sen`` and ``none`` are trained on "up" moves only and evaluated on all four directions
-    at 10 steps: the equivariant model generalises to the moves it never saw, the plain one
-    cannot.
-    """
-    from sen_rl.data import CollectConfig, RolloutDataset, collect
-    from sen_rl.viz import contact_sheet
-
-    out = Path(args.out)
-    t_start = time.perf_counter()
-    paths = []
-    for env_id, kwargs, episodes, steps, warmup in DEMO_DOMAINS:
-        cfg = CollectConfig(env_id, episodes, steps, seed=args.seed, warmup=warmup, twins=True, env_kwargs=kwargs)
-        path = out / f"{env_id}.h5"
-        collect(cfg, path, overwrite=True, progress=not args.quiet)
-        paths.append(path)
-    datasets = [RolloutDataset(p) for p in paths]
-    sheet = contact_sheet(datasets, out / "contact_sheet.png")
-    for ds in datasets:
-        print(f"  {ds}")
-        ds.close()
-    print(f"contact sheet: {sheet}")
-    if args.epochs <= 0:
-        return 0
-
-    from sen_rl.evaluate import evaluate
-    from sen_rl.model import load_model
-    from sen_rl.train import TrainConfig, train
-
-    train_data, eval_data = out / "shapes_up_train.h5", out / "shapes_eval.h5"
-    collect(
-        CollectConfig("SEN-Shapes-v0", args.episodes, 1, seed=args.seed + 1, actions=["up"]),
-        train_data,
-        overwrite=True,
-        progress=not args.quiet,
-    )
-    collect(
-        CollectConfig("SEN-Shapes-v0", args.eval_episodes, 10, seed=args.seed + 2, twins=True),
-        eval_data,
-        overwrite=True,
-        progress=not args.quiet,
-    )
-    results = {}
-    for variant in ("none", "sen"):
-        print(f"training {variant!r} on 2D Shapes, 'up' moves only ({args.episodes} transitions, {args.epochs} epochs)")
-        run = out / f"shapes_up_{variant}"
-        cfg = TrainConfig(
-            data=str(train_data), out=str(run), variant=variant, preset="cpu", epochs=args.epochs, seed=args.seed
-        )
-        result = train(cfg, progress=not args.quiet, overwrite=True)
-        results[variant] = evaluate(load_model(result["best"]), eval_data, horizon=10, seed=args.seed, hh_samples=0)
-
-    lines = [
-        "",
-        "Unseen actions, 2D Shapes: trained on 'up' only, evaluated on all four directions, 10 steps",
-        f"{'model':6s} {'Hits@1':>8s} {'MRR':>8s} {'EE(S)':>7s}   paper: Hits@1, MRR, EE(S)",
-    ]
-    for variant, r in results.items():
-        paper = PAPER_SHAPES_UP[variant]
-        lines.append(f"{variant:6s} {r['hits@1']:8.1%} {r['mrr']:8.1%} {r['ee_quarter']:7.2f}   " + ", ".join(paper))
-    lines.append(
-        f"({results['sen']['samples']} evaluation episodes of {eval_data}; the paper's 'none' row is its CNN "
-        "baseline; demo time {:.1f} min)".format((time.perf_counter() - t_start) / 60)
-    )
-    table = "\n".join(lines)
-    print(table)
-    (out / "unseen_actions.txt").write_text(table + "\n")
-    return 0
+    last = Path(cfg.out) / "last.pt"
+    if not last.exists():
+        return
+    payload = read_checkpoint(last)
+    total = cfg.epochs or payload.get("train_config", {}).get("epochs")
+    following = payload["epoch"] + 2  # the checkpoint's epoch is 0-based; print 1-based
+    if total is not None and following > total:
+        print(f"{last} has all {total} epochs already; pass a larger --epochs to train on")
+    else:
+        print(f"resuming {last} from epoch {following}" + (f" of {total}" if total is not None else ""))
 
 
 def cmd_train(args) -> int:
     from sen_rl.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        variant=args.variant,
-        preset=args.preset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_schedule=args.lr_schedule,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        max_transitions=args.max_transitions,
-        threads=args.threads,
+    cfg = config_from_args(TrainConfig, args)
+    if args.resume:
+        _announce_resume(cfg)
+    result = train(
+        cfg,
+        resume=args.resume,
+        progress=show_progress(args.quiet),
+        verbose=not args.quiet,
+        overwrite=args.overwrite,
     )
-    result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     last = result["history"][-1] if result["history"] else {}
     if "val_hits@1" in last:
         best = max(r.get("val_hits@1", 0) for r in result["history"])
@@ -157,10 +232,9 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     """Evaluate a checkpoint on a rollout dataset: print the table, optionally write JSON."""
-    import os
-
     from sen_rl.data import RolloutDataset
     from sen_rl.evaluate import evaluate, format_table
+    from sen_rl.fileio import atomic_write_text
     from sen_rl.model import load_model
     from sen_rl.train import _device
 
@@ -179,75 +253,94 @@ def cmd_eval(args) -> int:
     results["checkpoint"] = str(args.checkpoint)
     print(format_table(results))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        out = atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sen-rl", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# --- the parser -----------------------------------------------------------------------------
 
-    p = sub.add_parser("collect", help="collect random rollouts into an HDF5 dataset")
-    p.add_argument("--env", required=True, help="environment id, e.g. SEN-Shapes-v0")
-    p.add_argument("--episodes", type=int, required=True)
-    p.add_argument("--steps", type=int, required=True, help="recorded steps per episode")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output .h5 file")
-    p.add_argument("--warmup", type=int, default=0, help="random unrecorded steps after each reset")
-    p.add_argument("--actions", nargs="+", help="restrict discrete actions: directions (up right down left) or indices")
-    p.add_argument("--positive-torque", action="store_true", help="Reacher: second-joint torque >= 0 only")
-    p.add_argument("--twins", action="store_true", help="store re-rendered observations for every group element")
-    p.add_argument("--env-kwargs", type=_json_dict, default={}, help="JSON keyword arguments for gym.make")
-    p.add_argument("--num-envs", type=int, default=0, help="parallel environments (0: one per core, max 8)")
-    p.add_argument("--vectorization", choices=("async", "sync"), default="async")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+def _epilog() -> str:
+    from sen_rl import domains
+
+    docs = attribute_docs(domains)
+
+    def paragraph(text: str) -> str:
+        return textwrap.fill(text, width=92, initial_indent="  ", subsequent_indent="  ")
+
+    width = max(len(env_id) for env_id in domains.ENV_IDS)
+    lines = ["domains (collect --env):"]
+    for env_id in domains.ENV_IDS:
+        d = domains.DOMAINS[env_id]
+        only = "" if tuple(d.variants) == tuple(domains.VARIANTS) else f" (variants {', '.join(d.variants)})"
+        lines.append(f"  {env_id:<{width}}  {d.title}{only}")
+    lines += [
+        "",
+        f"train --variant {{{','.join(domains.VARIANTS)}}}:",
+        paragraph(docs["VARIANTS"]),
+        "",
+        f"train --preset {{{','.join(domains.PRESETS)}}}:",
+        paragraph(docs["PRESETS"]),
+        "",
+        "example: collect -> train -> eval on 2D Shapes:",
+        *(f"  {command}" for command in EXAMPLE),
+        "",
+        "sen-rl COMMAND --help lists the options of a command. The README's demo: python -m benchmarks.demo",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import sen_rl
+    from sen_rl.data import CollectConfig
+    from sen_rl.domains import ENV_IDS, PRESETS, VARIANTS
+    from sen_rl.train import LR_SCHEDULES, TrainConfig
+
+    choices = {"env_id": ENV_IDS, "variant": VARIANTS, "preset": PRESETS, "lr_schedule": LR_SCHEDULES}
+    parser = argparse.ArgumentParser(
+        prog="sen-rl",
+        description="sen-rl: Symmetric Embedding Networks (Park et al., ICML 2022) for reinforcement learning.\n"
+        "Collect rollouts of the paper's domains, train equivariant world models on them, evaluate them.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sen-rl {sen_rl.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        summary = COMMANDS[name]
+        return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+
+    p = command("collect")
+    add_config_options(p, CollectConfig, names={"env_id": "env"}, choices=choices)
+    p.add_argument("--out", required=True, help="output dataset file (.h5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file at OUT")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (one shows only when stderr is a terminal)")
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("train", help="train a world model on a rollout dataset")
-    p.add_argument("--data", required=True, help="rollout dataset (.h5) from `sen-rl collect`")
-    p.add_argument("--out", required=True, help="run folder for checkpoints and TensorBoard logs")
-    p.add_argument("--variant", choices=("sen", "none", "full"), default="sen")
-    p.add_argument("--preset", choices=("smoke", "cpu", "paper"), default="cpu")
-    p.add_argument("--epochs", type=int, help="default per preset: smoke 2, cpu 20, paper 100")
-    p.add_argument("--batch-size", type=int, help="default per preset: smoke 64, cpu 256, paper 1024")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p = command("train")
+    add_config_options(p, TrainConfig, choices=choices)
     p.add_argument(
-        "--lr-schedule", choices=("constant", "cosine"), default="constant", help="cosine: lr falls to 0 at the end"
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from the epoch after the last one saved in OUT/last.pt; "
+        "epochs and batch size not given again come from the checkpoint",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"), help="mixed precision")
-    p.add_argument("--max-transitions", type=int, help="cap the transitions seen per epoch")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--overwrite", action="store_true", help="start again in an OUT that holds a run")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars and no per-epoch lines (bars show only when stderr is a terminal)",
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "demo", help="a contact sheet of every domain's twins, then 2D Shapes trained on 'up' moves only"
-    )
-    p.add_argument("--out", default="out/demo", help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10, help="epochs of each Shapes model (0: skip training)")
-    p.add_argument("--episodes", type=int, default=20000, help="Shapes training transitions ('up' moves)")
-    p.add_argument("--eval-episodes", type=int, default=1000, help="Shapes evaluation episodes of 10 steps")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("eval", help="Hits@k, MRR, EE(S), DIE, HH@1 (and Teapot TH@1) of a checkpoint on a dataset")
-    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) from `sen-rl train`")
+    p = command("eval")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) from sen-rl train")
     p.add_argument("--data", required=True, help="evaluation dataset (.h5), collected with --twins for EE/DIE")
-    p.add_argument("--horizon", type=int, help="steps to roll forward (default: 10 grid domains, 1 Teapot/Reacher)")
+    p.add_argument(
+        "--horizon", type=int, help="steps to roll forward (default: the domain's, 10 on the grids, 1 otherwise)"
+    )
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--max-samples", type=int, help="evaluate the first N episodes, one sample each (default: all)")
     p.add_argument("--hh-samples", type=int, default=1000, help="samples for HH@1, which renders (0: skip)")
@@ -259,15 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one subcommand; returns its exit code (argparse exits with 2 on a bad command line)."""
+    args = build_parser().parse_args(argv)
+    from sen_rl.data import DatasetError
+    from sen_rl.train import TrainingDiverged
+
+    user_errors = (ValueError, DatasetError, FileExistsError, FileNotFoundError, IsADirectoryError)
     try:
         return args.func(args)
-    except Exception as exc:
-        # errors a user can cause carry their fix in the message: show it without a traceback
-        user_error = (ValueError, FileExistsError, FileNotFoundError, IsADirectoryError)
-        if not isinstance(exc, user_error) and type(exc).__name__ != "TrainingDiverged":
-            raise
+    except TrainingDiverged as exc:
+        print(f"sen-rl {args.command}: training diverged: {exc}", file=sys.stderr)
+        return 1
+    except user_errors as exc:
+        # errors a user can cause carry their fix in the message: show it without a traceback,
+        # in argparse's format for the same subcommand
         print(f"sen-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
