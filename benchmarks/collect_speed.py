@@ -18,14 +18,25 @@ import time
 from pathlib import Path
 
 from sen_rl.data import CollectConfig, collect
+from sen_rl.domains import DOMAINS, Domain
+from sen_rl.fileio import atomic_write_text
 
-#: the paper's training sets: (env id, env kwargs, episodes, steps, warmup)
-PAPER_TRAIN_SETS = (
-    ("SEN-Shapes-v0", {}, 1000, 100, 0),
-    ("SEN-Cubes-v0", {}, 1000, 100, 0),
-    ("SEN-Teapot-v0", {}, 100_000, 1, 0),
-    ("SEN-Reacher-v0", {}, 2000, 10, 50),
-)
+#: episodes of the paper's training sets (docs/paper.md, "Domains"); their recorded steps and
+#: warm-up are the domain's ``episode_steps`` and ``warmup``
+PAPER_TRAIN_EPISODES = {
+    "SEN-Shapes-v0": 1000,
+    "SEN-Cubes-v0": 1000,
+    "SEN-Teapot-v0": 100_000,
+    "SEN-Reacher-v0": 2000,
+}
+#: a domain the paper does not have is measured on this many episodes
+OTHER_TRAIN_EPISODES = 1000
+
+
+def paper_train_set(domain: Domain) -> tuple[str, dict, int, int, int]:
+    """(env id, env kwargs, episodes, steps, warmup) of a domain's paper-size training set."""
+    episodes = PAPER_TRAIN_EPISODES.get(domain.env_id, OTHER_TRAIN_EPISODES)
+    return domain.env_id, domain.env_kwargs("paper"), episodes, domain.episode_steps, domain.warmup
 
 
 def measure(env_id, kwargs, episodes, steps, warmup, twins, num_envs, folder) -> dict:
@@ -57,7 +68,7 @@ def main(argv=None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for env_id, kwargs, episodes, steps, warmup in PAPER_TRAIN_SETS:
+        for env_id, kwargs, episodes, steps, warmup in map(paper_train_set, DOMAINS.values()):
             if args.only and env_id not in args.only:
                 continue
             for twins in (False,) if args.no_twins else (False, True):
@@ -87,7 +98,7 @@ def main(argv=None) -> int:
             f"| {r['paper_minutes']:.1f} |"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+        atomic_write_text(args.json, json.dumps({"machine": machine, "rows": rows}, indent=2))
     return 0
 
 

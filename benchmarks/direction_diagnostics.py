@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from sen_rl.data import RolloutDataset
-from sen_rl.groups import GRID_DIRECTIONS
+from sen_rl.domains import domain_of
+from sen_rl.groups import element_label
 from sen_rl.metrics import ranking_metrics
 from sen_rl.model import load_model
 
@@ -25,20 +26,21 @@ from sen_rl.model import load_model
 def diagnose(checkpoint: str, data: str, samples: int = 200) -> dict:
     model = load_model(checkpoint)
     with RolloutDataset(data) as ds:
-        if ds.env_id not in ("SEN-Shapes-v0", "SEN-Cubes-v0") or not ds.has_twins:
+        directions = domain_of(ds.env_id).direction_names  # None unless actions are object * n + direction
+        if directions is None or not ds.has_twins:
             raise ValueError(f"{data}: needs a grid-domain dataset with twins (sen-rl collect --twins)")
         obs, act = ds["obs"][:, :2], ds["actions"][:, 0]
         twins = ds["twins/obs"][:samples, 0]
     z, z_next = model.encode(obs[:, 0]), model.encode(obs[:, 1])
     pred = model.predict(z, act)
     out = {}
-    for d, name in enumerate(GRID_DIRECTIONS):
-        idx = np.where(act % 4 == d)[0]
+    for d, name in enumerate(directions):
+        idx = np.where(act % len(directions) == d)[0]
         out[f"hits@1/{name}"] = ranking_metrics(pred[idx], z_next[idx], ks=(1,))["hits@1"]
     z0 = z[:samples]
     for g in model.symmetry.elements:
         err = model.encode(twins[:, g]) - model.symmetry.act_on_latent(g, z0)
-        out[f"encoder_error/rot{90 * g}"] = float(err.norm() / z0.norm())
+        out[f"encoder_error/{element_label(g)}"] = float(err.norm() / z0.norm())
     return out
 
 

@@ -7,8 +7,15 @@
 Datasets go to ``data/reproduce/<preset>/``, runs to ``runs/reproduce/<preset>/<experiment>/
 <variant>/seed<k>/`` with their ``eval.json``; both are reused when present, so an
 interrupted run continues where it stopped. The tables (mean +- std over seeds, our
-figures beside the published ones) are written to ``docs/RESULTS.md`` for the experiments
-that have results, with the command, preset and machine.
+figures beside the published ones of ``docs/paper.md``) cover the experiments that have
+results, with the command, preset and machine. Where they go:
+
+- a full ``cpu`` or ``paper`` run (every experiment, every variant): ``docs/RESULTS.md``, the
+  tracked results, with ``docs/RESULTS_findings.md`` appended;
+- a partial (``--only``, ``--variants``) or ``smoke`` run: ``<workdir>/runs/reproduce/<preset>/
+  RESULTS.md``, so that a quick check never overwrites the tracked results;
+- ``--results PATH``: PATH, whatever the run (``--results docs/RESULTS.md`` to update the
+  tracked file on purpose).
 """
 
 from __future__ import annotations
@@ -24,24 +31,56 @@ from pathlib import Path
 
 import numpy as np
 
+from sen_rl.domains import VARIANTS, Domain, domain_of
+from sen_rl.fileio import atomic_write_text
+
+#: the tracked results of the repository, written only by a full cpu or paper run (or on request)
+TRACKED_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md"
+#: row order of the tables: the baselines first, the paper's model last
+VARIANT_ORDER = ("none", "full", "sen")
+
 
 @dataclass
 class Experiment:
-    """One table row group: a training set, an evaluation set, the variants and metrics."""
+    """One table row group: a training set, an evaluation set, the variants and metrics.
+
+    Fields left at None take the domain's value (:mod:`sen_rl.domains`): ``variants`` every
+    variant the domain has, ``steps`` its ``episode_steps``, ``warmup`` its ``warmup``,
+    ``horizon`` its ``eval_horizon``; ``eval_steps`` defaults to the horizon.
+    """
 
     name: str
     title: str
-    env_id: str
-    variants: tuple
+    env_id: str  # the domain the experiment is about
+    variants: tuple | None = None
     train_actions: list | None = None
     positive_torque: bool = False
-    steps: int = 1  # recorded steps per training episode
-    eval_steps: int = 10
-    warmup: int = 0
-    horizon: int = 10
+    steps: int | None = None  # recorded steps per training episode
+    eval_steps: int | None = None  # recorded steps per evaluation episode
+    warmup: int | None = None
+    horizon: int | None = None
     env_kwargs: dict = field(default_factory=dict)
     columns: tuple = ()  # (label, result key, scale)
     lr_schedule: str = "constant"
+
+    def __post_init__(self):
+        d = self.domain
+        if self.variants is None:
+            self.variants = tuple(v for v in VARIANT_ORDER if v in d.variants)
+        for v in self.variants:
+            d.check_variant(v)
+        self.steps = d.episode_steps if self.steps is None else self.steps
+        self.warmup = d.warmup if self.warmup is None else self.warmup
+        self.horizon = d.eval_horizon if self.horizon is None else self.horizon
+        self.eval_steps = self.horizon if self.eval_steps is None else self.eval_steps
+
+    @property
+    def domain(self) -> Domain:
+        return domain_of(self.env_id)
+
+    def env_kwargs_for(self, preset: str) -> dict:
+        """``gym.make`` keywords: what the preset implies for the domain, then the experiment's own."""
+        return self.domain.env_kwargs(preset, **self.env_kwargs)
 
 
 COLUMNS_UNSEEN = (
@@ -68,13 +107,11 @@ COLUMNS_REACHER = (
 EXPERIMENTS = {
     # Table 1's MatMul row matches the earlier version's large-action figure (HH@1 100; small
     # actions gave 31.6): with 12-degree steps the loss barely ties far-apart orientations
+    # Teapot: episodes of one step, evaluated one step ahead (the domain's defaults)
     "teapot": Experiment(
         "teapot",
         "Teapot (Table 1), large actions, one step",
         "SEN-Teapot-v0",
-        ("none", "sen"),
-        eval_steps=1,
-        horizon=1,
         env_kwargs={"actions": "large"},
         columns=COLUMNS_TEAPOT,
     ),
@@ -82,54 +119,44 @@ EXPERIMENTS = {
         "teapot_small",
         "Teapot, small actions (Discrete(6), 2 pi / 30), one step",
         "SEN-Teapot-v0",
-        ("none", "sen"),
-        eval_steps=1,
-        horizon=1,
         env_kwargs={"actions": "small"},
         columns=COLUMNS_TEAPOT,
     ),
+    # the unseen-actions splits: many episodes of one step each, evaluated 10 steps ahead
     "shapes_up": Experiment(
         "shapes_up",
         "Unseen actions: 2D Shapes trained on {up}, 10 steps",
         "SEN-Shapes-v0",
-        ("none", "full", "sen"),
         train_actions=["up"],
+        steps=1,
         columns=COLUMNS_UNSEEN,
     ),
     "cubes_urd": Experiment(
         "cubes_urd",
         "Unseen actions: 3D Blocks trained on {up, right, down}, 10 steps",
         "SEN-Cubes-v0",
-        ("none", "full", "sen"),
         train_actions=["up", "right", "down"],
+        steps=1,
         columns=COLUMNS_UNSEEN,
     ),
+    # Reacher: 10 recorded steps after 50 warm-up steps (the domain's), evaluated one step ahead
     "reacher": Experiment(
         "reacher",
         "Reacher, one step",
         "SEN-Reacher-v0",
-        ("none", "full", "sen"),
-        steps=10,
-        eval_steps=1,
-        warmup=50,
-        horizon=1,
         columns=COLUMNS_REACHER,
     ),
     "reacher_pos": Experiment(
         "reacher_pos",
         "Reacher trained on positive second-joint torques, one step",
         "SEN-Reacher-v0",
-        ("none", "full", "sen"),
         positive_torque=True,
-        steps=10,
-        eval_steps=1,
-        warmup=50,
-        horizon=1,
         columns=COLUMNS_REACHER,
     ),
 }
 
-#: the published figures (PAPER.md), same units as the columns
+#: the published figures, same units as the columns: the tables of docs/paper.md ("Published
+#: results"); a baseline the paper names differently is marked in brackets
 PUBLISHED = {
     ("teapot", "none"): ["6.7 +- 6.7", "60 +- 40", "86.7 +- 6.6", "93.9 +- 2.2", "2.38 +- 0.04", "3.41 +- 0.16"],
     ("teapot", "sen"): ["100", "100", "100", "100", "0.05", "0.45 +- 0.01"],
@@ -174,18 +201,12 @@ SIZES = {
 }
 
 
-def _env_kwargs(exp: Experiment, preset: str) -> dict:
-    if exp.env_id == "SEN-Reacher-v0" and preset != "paper":
-        return {"size": 64}
-    return dict(exp.env_kwargs)
-
-
 def datasets(exp: Experiment, preset: str, root: Path) -> tuple[Path, Path]:
     """The training and evaluation sets of an experiment (collected once, then reused)."""
     from sen_rl.data import CollectConfig, collect
 
     n_train, n_eval, _, _ = SIZES[preset][exp.name]
-    kwargs = _env_kwargs(exp, preset)
+    kwargs = exp.env_kwargs_for(preset)
     train_path, eval_path = root / f"{exp.name}_train.h5", root / f"{exp.name}_eval.h5"
     if not train_path.exists():
         collect(
@@ -240,9 +261,7 @@ def run_one(
     model = load_model(out / "best.pt")
     res = evaluate(model, data[1], horizon=exp.horizon, seed=seed)
     res["train_seconds"] = train_s
-    tmp = result_path.with_name(f".{result_path.name}.tmp")
-    tmp.write_text(json.dumps(res, indent=1, default=float))
-    os.replace(tmp, result_path)
+    atomic_write_text(result_path, json.dumps(res, indent=1, default=float))
     return res
 
 
@@ -253,14 +272,28 @@ def _fmt(values: list[float], scale: float) -> str:
     return f"{v.mean():.3g} +- {v.std(ddof=1):.2g}"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def train_seconds(per_variant: dict) -> tuple[float, int]:
+    """Total training time of an experiment's runs (from their eval.json) and the number of runs."""
+    runs = [r for rs in per_variant.values() for r in rs]
+    return sum(r.get("train_seconds", 0) for r in runs), len(runs)
+
+
 def write_results(all_results: dict, preset: str, seeds: list, command: str, out: Path) -> None:
+    """The markdown tables of every experiment with results, written atomically to ``out``.
+
+    A hand-written ``<stem>_findings.md`` beside ``out`` (``docs/RESULTS_findings.md``) is appended.
+    """
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}"
     lines = [
         "# Reproducing the paper",
         "",
         f"Command: `{command}`  ",
         f"Preset: `{preset}` (sizes in `benchmarks/reproduce.py: SIZES`), seeds {seeds}, machine: {machine}.  ",
-        "Each cell: our mean +- standard deviation over seeds, and below it the published figure (PAPER.md).",
+        "Each cell: our mean +- standard deviation over seeds, and below it the published figure (`docs/paper.md`).",
         "EE(S) is for the authors' single quarter turn (`ee_quarter`); `docs/metrics.md` defines every metric.",
         "",
     ]
@@ -285,34 +318,54 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
             pub = PUBLISHED.get((name, variant))
             if pub:
                 lines.append(f"| {variant} (paper) | " + " | ".join(pub[: len(exp.columns)]) + " |")
-        minutes = sum(r.get("train_seconds", 0) for rs in per_variant.values() for r in rs) / 60
-        lines += ["", f"Training time, all runs of this table: {minutes:.0f} min.", ""]
+        seconds, _ = train_seconds(per_variant)
+        lines += ["", f"Training time, all runs of this table: {_duration(seconds)}.", ""]
     notes = out.with_name(out.stem + "_findings.md")  # hand-written analysis kept beside the tables
     if notes.exists():
         lines += ["", notes.read_text()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, out)
+    atomic_write_text(out, "\n".join(lines))
+
+
+def results_path(args, workdir: Path) -> tuple[Path, str]:
+    """Where the tables go, and why: see the module docstring."""
+    if args.results:
+        return Path(args.results), "--results"
+    partial = bool(args.only) and set(args.only) != set(EXPERIMENTS)
+    partial |= bool(args.variants) and not set(VARIANTS) <= set(args.variants)
+    if partial or args.preset == "smoke":
+        why = "a partial run" if partial else "a smoke run"
+        return workdir / "runs/reproduce" / args.preset / "RESULTS.md", (
+            f"{why}; docs/RESULTS.md is written by a full cpu or paper run, or with --results docs/RESULTS.md"
+        )
+    return TRACKED_RESULTS, f"a full {args.preset} run"
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=tuple(SIZES))
     p.add_argument("--only", nargs="*", choices=tuple(EXPERIMENTS), help="experiments to run (default: all)")
-    p.add_argument("--variants", nargs="*", help="restrict the variants")
+    p.add_argument("--variants", nargs="*", choices=VARIANTS, help="restrict the variants")
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto")
-    p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument(
+        "--results",
+        help="write the tables here (default: docs/RESULTS.md for a full cpu or paper run, "
+        "else WORKDIR/runs/reproduce/PRESET/RESULTS.md)",
+    )
     p.add_argument("--cached-only", action="store_true", help="only tabulate runs that already have eval.json")
     p.add_argument(
         "--workdir", default=".", help="datasets go to WORKDIR/data/reproduce, runs to WORKDIR/runs/reproduce"
     )
     args = p.parse_args(argv)
 
-    data_root = Path(args.workdir) / "data/reproduce" / args.preset
-    runs = Path(args.workdir) / "runs/reproduce" / args.preset
+    workdir = Path(args.workdir)
+    data_root = workdir / "data/reproduce" / args.preset
+    runs = workdir / "runs/reproduce" / args.preset
+    out, why = results_path(args, workdir)
+    # --cached-only only re-tabulates: record the command that trains what it shows
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--cached-only"]
+    command = ("python -m benchmarks.reproduce " + " ".join(given)).strip()
     all_results: dict = {}
     for name in args.only or EXPERIMENTS:
         exp = EXPERIMENTS[name]
@@ -332,11 +385,10 @@ def main(argv=None) -> int:
                 all_results[name][variant].append(r)
                 shown = ", ".join(f"{label} {r[key] * scale:.3g}" for label, key, scale in exp.columns if key in r)
                 print(f"{name} {variant} seed {seed}: {shown}", flush=True)
-        # --cached-only only re-tabulates: record the command that trains what it shows
-        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--cached-only"]
-        command = "python -m benchmarks.reproduce " + " ".join(given)
-        write_results(all_results, args.preset, args.seeds, command.strip(), Path(args.results))
-    print(f"tables written to {args.results}")
+        seconds, n_runs = train_seconds(all_results[name])
+        print(f"{name}: training time {_duration(seconds)}, {n_runs} runs in all", flush=True)
+        write_results(all_results, args.preset, args.seeds, command, out)  # after each table: nothing lost
+    print(f"tables written to {out} ({why})")
     return 0
 
 

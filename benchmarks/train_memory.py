@@ -23,6 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sen_rl.domains import PRESETS, domain_of
+
+#: the subject of the measurement: the paper's largest training set
+ENV_ID = "SEN-Reacher-v0"
+PAPER_EPISODES = 2000  # the paper's Reacher training set (docs/paper.md)
+
 
 def _child(args) -> dict:
     from sen_rl.data import RolloutDataset
@@ -57,7 +63,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/reacher_paper.h5")
     p.add_argument("--out", default="runs/bench_memory")
-    p.add_argument("--preset", default="paper", choices=("smoke", "cpu", "paper"))
+    p.add_argument("--preset", default="paper", choices=PRESETS)
     p.add_argument("--variant", default="sen")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=2)
@@ -71,8 +77,12 @@ def main(argv=None) -> int:
     if not Path(args.data).exists():
         from sen_rl.data import CollectConfig, collect
 
-        print(f"collecting the paper-size Reacher set into {args.data} ...", flush=True)
-        collect(CollectConfig("SEN-Reacher-v0", 2000, 10, seed=0, warmup=50), args.data)
+        d = domain_of(ENV_ID)
+        print(f"collecting the paper-size {d.title} set into {args.data} ...", flush=True)
+        cfg = CollectConfig(
+            d.env_id, PAPER_EPISODES, d.episode_steps, seed=0, warmup=d.warmup, env_kwargs=d.env_kwargs("paper")
+        )
+        collect(cfg, args.data)
     cmd = [sys.executable, "-m", "benchmarks.train_memory", "--child", *(argv or sys.argv[1:])]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:

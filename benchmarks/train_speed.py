@@ -21,9 +21,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from sen_rl.model import DOMAIN_NETS, build_model
+from sen_rl.domains import DOMAINS, PRESETS, VARIANTS, domain_of
+from sen_rl.model import build_model
 
-#: the authors' code measured on this 2-core machine (DESIGN.md): transitions per second
+#: the authors' released code, measured on this 2-core machine (x86_64, no GPU) at the published
+#: sizes in fp32: transitions per second of one training step (docs/benchmarks.md)
 AUTHORS = {
     ("SEN-Cubes-v0", 256): 71.0,
     ("SEN-Cubes-v0", 1024): 52.0,
@@ -100,8 +102,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", nargs="*", default=["SEN-Shapes-v0"])
     parser.add_argument("--all", action="store_true", help="every domain and variant")
-    parser.add_argument("--variant", nargs="*", default=["sen"])
-    parser.add_argument("--preset", default="cpu", choices=("smoke", "cpu", "paper"))
+    parser.add_argument("--variant", nargs="*", default=["sen"], choices=VARIANTS)
+    parser.add_argument("--preset", default="cpu", choices=PRESETS)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -116,12 +118,15 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
 
     runs = []
-    envs = list(DOMAIN_NETS) if args.all else args.env
+    envs = list(DOMAINS) if args.all else args.env
     for env_id in envs:
-        variants = ["sen", "none", "full"] if args.all else args.variant
+        domain = domain_of(env_id)
+        variants = VARIANTS if args.all else args.variant
         for variant in variants:
-            if env_id == "SEN-Teapot-v0" and variant == "full":
-                continue  # no pixel action of SO(3) to build "full" from
+            if variant not in domain.variants:  # e.g. Teapot has no "full": how SO(3) acts on pixels is unknown
+                if not args.all:
+                    print(f"{env_id}: has no {variant!r} world model, skipped", flush=True)
+                continue
             r = measure(
                 env_id,
                 variant,

@@ -17,13 +17,17 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   # torch pinned to the CPU build; an unpinned torch pulls a multi-GB CUDA build.
   # escnn without its deps: it asks for py3nj, which builds only with a Fortran compiler, and
   # escnn uses it only for SO(3) Clebsch-Gordan coefficients (sen-rl's groups are C4 and D4).
-  # So the dependencies of pyproject.toml are installed here by name and sen-rl itself with
-  # --no-deps, which keeps pip from resolving py3nj again. Keep the two lists in step.
-  $VPY -m pip install -q --no-deps escnn==1.0.11
-  $VPY -m pip install -q "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy \
+  # So the dependencies of pyproject.toml (escnn's other requirements included) are installed
+  # here by name first, then escnn and sen-rl itself with --no-deps, which keeps pip from
+  # resolving py3nj again. Keep the two lists in step. In this order, and with
+  # --no-warn-conflicts when refreshing a venv that already has escnn, pip prints no
+  # "escnn requires py3nj, which is not installed" error: that is expected, not a failure.
+  $VPY -m pip install -q --no-warn-conflicts "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy \
     "gymnasium==1.4.*" "stable-baselines3==2.9.*" "mujoco>=3.1,<4" "h5py>=3.8" "tensorboard>=2.12" \
     "tqdm>=4.60" "matplotlib>=3.6" "pytest>=7" "ruff>=0.4"
-  $VPY -m pip install -q --no-deps -e .
+  # setuptools' build of an editable install warns about folders named like the package
+  # (envs/, agents/ are mapped on purpose in pyproject.toml): silence that one warning
+  PYTHONWARNINGS="ignore::UserWarning" $VPY -m pip install -q --no-deps escnn==1.0.11 -e .
   echo "$HASH" > "$STAMP"
 fi
 

@@ -1,36 +1,71 @@
 """The benchmark scripts run end to end at tiny sizes and write what they promise."""
 
+import argparse
+from pathlib import Path
+
 import pytest
 
 from benchmarks import collect_speed, reproduce
 
 
 def test_reproduce_smoke_writes_the_table(tmp_path, capsys):
-    results = tmp_path / "RESULTS.md"
-    args = [
-        "--preset",
-        "smoke",
-        "--only",
-        "shapes_up",
-        "--seeds",
-        "0",
-        "--workdir",
-        str(tmp_path),
-        "--results",
-        str(results),
-        "--device",
-        "cpu",
-    ]
+    tracked = reproduce.TRACKED_RESULTS  # the repository's docs/RESULTS.md
+    before = (tracked.read_bytes(), tracked.stat().st_mtime_ns) if tracked.exists() else None
+    args = ["--preset", "smoke", "--only", "shapes_up", "--seeds", "0", "--workdir", str(tmp_path), "--device", "cpu"]
+
+    # a partial smoke run: the table goes to the run's workdir, never over the tracked results
     assert reproduce.main(args) == 0
-    text = results.read_text()
+    default = tmp_path / "runs/reproduce/smoke/RESULTS.md"
+    out = capsys.readouterr().out
+    assert f"tables written to {default}" in out
+    assert "shapes_up: training time " in out and ", 3 runs in all" in out
+    after = (tracked.read_bytes(), tracked.stat().st_mtime_ns) if tracked.exists() else None
+    assert after == before
+    assert not list(tracked.parent.glob(f".{tracked.name}.tmp-*"))
+    text = default.read_text()
     assert "Unseen actions: 2D Shapes trained on {up}" in text
     assert "| sen (ours, 1 seeds) |" in text and "| sen (paper) | 100 | 99.9 |" in text
     assert "--preset smoke" in text  # the command that made the table
-    # a second run reuses the cached evaluation instead of training again
+    assert "Training time, all runs of this table:" in text
+    assert "What we found" not in text  # docs/RESULTS_findings.md belongs to the tracked results only
+
+    # --results chooses the file; a second run reuses the cached evaluation instead of training again
+    results = tmp_path / "elsewhere/RESULTS.md"
     eval_json = tmp_path / "runs/reproduce/smoke/shapes_up/sen/seed0/eval.json"
     stamp = eval_json.stat().st_mtime_ns
-    assert reproduce.main(args) == 0
+    assert reproduce.main([*args, "--results", str(results)]) == 0
     assert eval_json.stat().st_mtime_ns == stamp
+    assert f"tables written to {results}" in capsys.readouterr().out
+    assert results.read_text().split("\n## ", 1)[1] == text.split("\n## ", 1)[1]  # the same tables
+
+
+def test_reproduce_tables_go_to_the_tracked_file_only_for_a_full_run(tmp_path):
+    parse = argparse.Namespace
+    full = dict(results=None, only=None, variants=None)
+    assert reproduce.results_path(parse(preset="cpu", **full), tmp_path)[0] == reproduce.TRACKED_RESULTS
+    assert reproduce.results_path(parse(preset="paper", **full), tmp_path)[0] == reproduce.TRACKED_RESULTS
+    workdir_table = tmp_path / "runs/reproduce/cpu/RESULTS.md"
+    for partial in (dict(only=["reacher"]), dict(variants=["sen"])):
+        assert reproduce.results_path(parse(preset="cpu", **{**full, **partial}), tmp_path)[0] == workdir_table
+    smoke = reproduce.results_path(parse(preset="smoke", **full), tmp_path)[0]
+    assert smoke == tmp_path / "runs/reproduce/smoke/RESULTS.md"
+    asked = parse(preset="smoke", **{**full, "results": "docs/RESULTS.md", "only": ["reacher"]})
+    assert reproduce.results_path(asked, tmp_path)[0] == Path("docs/RESULTS.md")
+
+
+def test_reproduce_experiments_take_the_domain_defaults():
+    from sen_rl.domains import domain_of
+
+    for exp in reproduce.EXPERIMENTS.values():
+        d = domain_of(exp.env_id)
+        assert set(exp.variants) <= set(d.variants)
+        assert exp.eval_steps >= exp.horizon
+    reacher, shapes = reproduce.EXPERIMENTS["reacher"], reproduce.EXPERIMENTS["shapes_up"]
+    assert (reacher.steps, reacher.warmup, reacher.horizon) == (10, 50, 1)  # the paper's Reacher sets
+    assert (shapes.steps, shapes.warmup, shapes.horizon, shapes.eval_steps) == (1, 0, 10, 10)
+    assert reacher.env_kwargs_for("cpu") == {"size": 64} and reacher.env_kwargs_for("paper") == {}
+    assert reproduce.EXPERIMENTS["teapot"].env_kwargs_for("cpu") == {"actions": "large"}
+    assert "full" not in reproduce.EXPERIMENTS["teapot"].variants
 
 
 def test_collect_speed_reports_every_run(capsys):
