@@ -316,3 +316,15 @@ def test_models_share_no_escnn_buffers():
         assert b.encoder(v).dtype == torch.float32
     ptrs = {t.data_ptr() for t in a.encoder.buffers() if t.numel()}
     assert not ptrs & {t.data_ptr() for t in b.encoder.buffers() if t.numel()}
+
+
+def test_escnn_label_indexing_patch_gives_escnn_s_result():
+    """The linear-time indexes_from_labels returns exactly what escnn's own computes."""
+    escnn = import_escnn()
+    from escnn.nn.modules import utils
+
+    gs = d4_gspace()
+    reps = [gs.regular_repr] * 5 + [gs.trivial_repr] * 3 + [gs.regular_repr] * 2
+    ftype = escnn.nn.FieldType(gs, reps)
+    for labels in (["regular"] * 5 + ["trivial"] * 3 + ["regular"] * 2, [r.name for r in reps], list("abcdefghij")):
+        assert utils.indexes_from_labels(ftype, labels) == utils.indexes_from_labels.escnn_original(ftype, labels)
