@@ -23,6 +23,8 @@ _LAZY = {
     "collect": "sen_rl.data",
     "CollectConfig": "sen_rl.data",
     "RolloutDataset": "sen_rl.data",
+    "SENWorldModel": "sen_rl.wrappers",
+    "SENWorldModelVec": "sen_rl.wrappers",
 }
 
 
