@@ -58,6 +58,14 @@ class SymmetricEnv(gym.Env):
         """World states one small move away from ``state`` that a good model must tell apart from it (HH@1)."""
         raise NotImplementedError(f"{type(self).__name__} defines no hard negatives")
 
+    def goal_distance(self, state, goal_state) -> float:
+        """How far world state ``state`` is from ``goal_state`` (0 when it is there), in the domain's units.
+
+        The goal tasks (:mod:`sen_rl.agents.goals`) count a goal as reached when this is at most
+        the domain's ``GoalTask.tolerance``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no goal distance")
+
     def _reward(self, action) -> float:
         return 0.0
 

@@ -73,3 +73,8 @@ class GridWorldEnv(SymmetricEnv):
         cells = self._validate_state(state)
         moved = (grid_step(cells, a, self.width) for a in range(self.action_space.n))
         return [s for s in moved if not np.array_equal(s, cells)]
+
+    def goal_distance(self, state, goal_state) -> float:
+        """Sum over objects of the Manhattan distance (in cells) from its cell to its goal cell; 0 iff equal."""
+        cells, goal = self._validate_state(state), self._validate_state(goal_state)
+        return float(np.abs(cells - goal).sum())

@@ -97,6 +97,7 @@ class ReacherEnv(SymmetricEnv):
         vis.headlight.diffuse[:] = 0.6
         self._data = mujoco.MjData(self._model)  # the simulation
         self._render_data = mujoco.MjData(self._model)  # scratch for render_state
+        self._kinematics_data = mujoco.MjData(self._model)  # scratch for fingertip_position
         self._init_qpos = self._model.qpos0.copy()  # (0, 0, 0.1, -0.1), Reacher-v5's init_qpos
         self._prev_qpos = self._data.qpos.copy()
         self._fingertip = self._model.body("fingertip").id
@@ -203,6 +204,22 @@ class ReacherEnv(SymmetricEnv):
                 t[[joint, 4 + joint]] += sign * NEGATIVE_ANGLE  # previous qpos [0:4], current qpos [4:8]
                 out.append(t)
         return out
+
+    def fingertip_position(self, state) -> np.ndarray:
+        """World position ``(x, y, z)`` of the fingertip in ``state`` (MuJoCo's forward kinematics
+        of its current joint angles ``state[4:6]``; env state untouched)."""
+        s = self._validate_state(state)
+        data = self._kinematics_data
+        data.qpos[:] = s[4:8]
+        self._mj.mj_kinematics(self._model, data)
+        return data.xpos[self._fingertip].copy()
+
+    def goal_distance(self, state, goal_state) -> float:
+        """Euclidean distance (metres) between the fingertip in ``state`` and in ``goal_state``.
+
+        Only the current joint angles matter: velocities, the previous frame and the target do not.
+        """
+        return float(np.linalg.norm(self.fingertip_position(state) - self.fingertip_position(goal_state)))
 
     def _reward(self, action) -> float:
         vec = self._data.xpos[self._fingertip] - self._data.xpos[self._target]

@@ -179,6 +179,17 @@ class TeapotEnv(SymmetricEnv):
         r = validate_rotation(state)
         return [m @ r for m in TEAPOT_SMALL_ROTATIONS]
 
+    def goal_distance(self, state, goal_state) -> float:
+        """The geodesic angle (radians, in [0, pi]) between the orientations ``state`` and ``goal_state``.
+
+        That is ``arccos((trace(R_goal^T R) - 1) / 2)``, computed as ``atan2(|axis part|, cos part)``
+        of the relative rotation, which keeps full precision near 0 and pi.
+        """
+        rel = validate_rotation(goal_state, "goal_state").T @ validate_rotation(state)
+        cos = (np.trace(rel) - 1.0) / 2.0
+        sin = np.linalg.norm([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]]) / 2.0
+        return float(np.arctan2(sin, cos))
+
     # -- rendering -------------------------------------------------------------------------
     def render_state(self, state) -> np.ndarray:
         r = validate_rotation(state)

@@ -110,6 +110,12 @@ class Domain:
     warmup: int = 0
     episode_steps: int = 100
 
+    @property
+    def goal_env_id(self) -> str:
+        """Id of its goal task (:mod:`sen_rl.agents.goals`): ``-Goal`` before the version (``SEN-Shapes-Goal-v0``)."""
+        name, sep, version = self.env_id.rpartition("-v")
+        return f"{name}-Goal{sep}{version}" if sep else f"{self.env_id}-Goal"
+
     def env_kwargs(self, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
         """``gym.make`` keywords for ``preset`` (None: the env's defaults), with ``overrides`` on top."""
         if preset is not None:
@@ -235,21 +241,31 @@ ENV_IDS: tuple[str, ...] = tuple(DOMAINS)
 
 
 def domain_of(env_id: str) -> Domain:
-    """The domain registered as ``env_id`` (``"sen_rl:"`` prefix allowed), or a ValueError listing them."""
+    """The domain whose env or goal task is registered as ``env_id`` (``"sen_rl:"`` prefix allowed).
+
+    A ValueError lists the known ids when ``env_id`` is neither.
+    """
     key = env_id.split(":", 1)[1] if env_id.startswith("sen_rl:") else env_id
-    try:
-        return DOMAINS[key]
-    except KeyError:
-        raise ValueError(f"{env_id!r} is not a sen-rl domain; known: {', '.join(ENV_IDS)}") from None
+    for d in DOMAINS.values():
+        if key in (d.env_id, d.goal_env_id):
+            return d
+    raise ValueError(f"{env_id!r} is not a sen-rl domain; known: {', '.join(ENV_IDS)} and their -Goal- tasks")
 
 
 def register_envs() -> None:
-    """Register every domain's env with Gymnasium (idempotent)."""
+    """Register every domain's env and its goal task (``Domain.goal_env_id``) with Gymnasium (idempotent)."""
     import gymnasium as gym
 
     for d in DOMAINS.values():
         if d.env_id not in gym.registry:
             gym.register(id=d.env_id, entry_point=d.entry_point, max_episode_steps=d.max_episode_steps)
+        if d.goal_env_id not in gym.registry:
+            gym.register(
+                id=d.goal_env_id,
+                entry_point="sen_rl.agents.goals:make_goal_env",
+                kwargs={"env_id": d.env_id},
+                max_episode_steps=d.goal.max_steps,
+            )
 
 
 __all__ = ["DOMAINS", "ENV_IDS", "PRESETS", "VARIANTS", "Domain", "GoalTask", "domain_of", "register_envs"]
