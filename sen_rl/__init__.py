@@ -29,10 +29,12 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "agents":  # sen_rl.agents.LatentMPC without a separate import
+        return importlib.import_module("sen_rl.agents")
     raise AttributeError(f"module 'sen_rl' has no attribute {name!r}")
 
 
