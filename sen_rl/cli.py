@@ -8,6 +8,8 @@ Subcommands:
            (sen_rl.train.train)
   eval     score a checkpoint on an evaluation dataset: Hits@k, MRR, EE(S), DIE, HH@1, TH@1
            (sen_rl.evaluate.evaluate)
+  plan     reach goals of the checkpoint's domain by model predictive control in its latent space
+           (sen_rl.agents.planning.LatentMPC on the goal task of sen_rl.agents.goals)
 
 The options of collect and train are the fields of sen_rl.data.CollectConfig and
 sen_rl.train.TrainConfig, with the fields' docstrings as their help (add_config_options), so
@@ -39,6 +41,7 @@ COMMANDS = {
     "collect": "run random policies in a domain and write the rollouts to an HDF5 dataset",
     "train": "train a world model on a rollout dataset, with resumable checkpoints",
     "eval": "score a checkpoint on an evaluation dataset: Hits@k, MRR, EE(S), DIE, HH@1, TH@1",
+    "plan": "reach goals of the checkpoint's domain by model predictive control in its latent space",
 }
 
 #: the README's worked example, collect -> train -> eval on 2D Shapes
@@ -258,6 +261,67 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """Play goal episodes of the checkpoint's domain with LatentMPC (or random actions): success rate."""
+    import gymnasium as gym
+
+    from sen_rl.agents.planning import LatentMPC, RandomAgent, format_summary, run_goal_episodes, summarize
+    from sen_rl.domains import domain_of
+    from sen_rl.fileio import atomic_write_text
+    from sen_rl.model import load_model
+    from sen_rl.train import _device
+
+    for name in ("episodes", "horizon", "goal_steps", "beam_width"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    device = _device(args.device)
+    model = load_model(args.checkpoint, map_location=device, export=True)
+    domain = domain_of(model.config.env_id)
+    env_kwargs = {**model.config.env_kwargs, **args.env_kwargs}
+    goal_steps = args.goal_steps or domain.goal.goal_steps
+    shown_kwargs = f" {json.dumps(env_kwargs)}" if env_kwargs else ""
+    env = gym.make(domain.goal_env_id, goal_steps=goal_steps, **env_kwargs)
+    try:
+        if args.random:
+            agent = RandomAgent(env.action_space, seed=args.seed)
+        else:
+            agent = LatentMPC(
+                model,
+                env.action_space,
+                horizon=args.horizon,
+                method=args.method,
+                beam_width=args.beam_width,
+                memory=not args.no_memory,
+                seed=args.seed,
+            )
+        print(
+            f"plan: {args.episodes} episodes of {domain.goal_env_id}{shown_kwargs} (goals {goal_steps} random "
+            f"steps away, budget {domain.goal.max_steps} steps), {agent}, checkpoint {args.checkpoint}"
+        )
+        episodes = run_goal_episodes(env, agent, args.episodes, seed=args.seed, progress=show_progress(args.quiet))
+    finally:
+        env.close()
+    summary = summarize(episodes)
+    print(format_summary(summary))
+    if args.json:
+        results = {
+            "checkpoint": str(args.checkpoint),
+            "env_id": domain.goal_env_id,
+            "env_kwargs": env_kwargs,
+            "goal_steps": goal_steps,
+            "max_steps": domain.goal.max_steps,
+            "agent": repr(agent),
+            "seed": args.seed,
+            **summary,
+            "steps": [e.steps for e in episodes],
+            "successes_per_episode": [e.success for e in episodes],
+        }
+        out = atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 
@@ -348,6 +412,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the DIE permutation")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_eval)
+
+    from sen_rl.agents.planning import METHODS, LatentMPC
+
+    mpc = {k: v.default for k, v in inspect.signature(LatentMPC).parameters.items()}
+    p = command("plan")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) from sen-rl train; its domain sets the goals")
+    p.add_argument("--episodes", type=int, required=True, help="goal episodes to play")
+    p.add_argument(
+        "--goal-steps", type=int, help="random steps from the start to the goal (default: the domain's, 5 on the grids)"
+    )
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=mpc["horizon"],
+        help=f"steps of each planned action sequence (default: {mpc['horizon']})",
+    )
+    p.add_argument(
+        "--method",
+        default=mpc["method"],
+        choices=METHODS,
+        help="search: exhaustive or beam for discrete actions, cem for boxes; auto: exhaustive while the "
+        f"sequences are at most {mpc['exhaustive_limit']}, else beam (default: {mpc['method']})",
+    )
+    p.add_argument(
+        "--beam-width",
+        type=int,
+        default=mpc["beam_width"],
+        help=f"partial sequences beam search keeps per depth (default: {mpc['beam_width']})",
+    )
+    p.add_argument("--random", action="store_true", help="uniformly random actions instead of the planner (baseline)")
+    p.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="plan with the model's predictions only, not with the transitions already made (LatentMPC memory)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the goals and the planner (default: 0)")
+    p.add_argument(
+        "--env-kwargs",
+        type=_json_dict,
+        default={},
+        metavar="JSON",
+        help="gym.make keywords on top of the checkpoint's, e.g. '{\"size\": 64}'",
+    )
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (one shows only when stderr is a terminal)")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

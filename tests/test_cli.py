@@ -39,7 +39,7 @@ def test_help_lists_commands_domains_choices_and_example(capsys):
         cli.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for command in ("collect", "train", "eval"):
+    for command in ("collect", "train", "eval", "plan"):
         assert f"    {command} " in text, command
     assert "demo" not in text.split("commands:")[1].split("domains")[0]  # demo is benchmarks.demo now
     for env_id in ENV_IDS:
@@ -53,7 +53,7 @@ def test_help_lists_commands_domains_choices_and_example(capsys):
 
 
 def test_module_docstring_lists_every_subcommand(parser):
-    assert set(_subparsers(parser)) == set(cli.COMMANDS) == {"collect", "train", "eval"}
+    assert set(_subparsers(parser)) == set(cli.COMMANDS) == {"collect", "train", "eval", "plan"}
     for command in cli.COMMANDS:
         assert f"  {command} " in cli.__doc__
 
@@ -210,3 +210,40 @@ def test_collect_train_resume_end_to_end(tmp_path, capsys):
     assert cli.main([*train, "--epochs", "2", "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"resuming {run / 'last.pt'} from epoch 2 of 2" in out and "epoch 2/2:" not in out
+
+
+def test_plan_smoke_checkpoint_writes_json(tmp_path, capsys):
+    import json
+
+    data, run = tmp_path / "shapes.h5", tmp_path / "run"
+    collect = "collect --env SEN-Shapes-v0 --episodes 16 --steps 2 --num-envs 1 --vectorization sync --quiet"
+    assert cli.main([*collect.split(), "--out", str(data)]) == 0
+    train = f"train --data {data} --out {run} --preset smoke --epochs 1 --batch-size 8 --device cpu --threads 1 --quiet"
+    assert cli.main(train.split()) == 0
+    capsys.readouterr()
+
+    ckpt, out = run / "best.pt", tmp_path / "plan.json"
+    argv = ["plan", "--checkpoint", str(ckpt), "--episodes", "2", "--horizon", "1", "--seed", "3"]
+    assert cli.main([*argv, "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "SEN-Shapes-Goal-v0" in printed and "LatentMPC(method='exhaustive', horizon=1)" in printed
+    assert "success " in printed and "95% CI" in printed and "ms per decision" in printed
+    result = json.loads(out.read_text())
+    assert result["episodes"] == 2 and result["goal_steps"] == 5 and result["max_steps"] == 20
+    assert 0 <= result["ci_low"] <= result["success_rate"] <= result["ci_high"] <= 1
+    assert len(result["steps"]) == 2 and all(1 <= s <= 20 for s in result["steps"])
+    assert result["seconds_per_decision"] > 0 and result["env_kwargs"] == {}
+
+    # the random baseline, with other goals
+    assert cli.main([*argv[:5], "--random", "--goal-steps", "1", "--json", str(out)]) == 0
+    assert "RandomAgent()" in capsys.readouterr().out
+    assert json.loads(out.read_text())["goal_steps"] == 1
+
+    # user errors: exit 2, one line, no traceback
+    assert cli.main([*argv[:3], "--episodes", "0"]) == 2
+    assert capsys.readouterr().err.startswith("sen-rl plan: error: --episodes must be >= 1")
+    assert cli.main([*argv, "--method", "cem"]) == 2
+    assert "is discrete" in capsys.readouterr().err
+    assert cli.main(["plan", "--checkpoint", str(tmp_path / "missing.pt"), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sen-rl plan: error: ") and "missing.pt" in err and "Traceback" not in err
