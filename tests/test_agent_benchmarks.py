@@ -1,0 +1,188 @@
+"""The agent benchmarks run end to end at tiny sizes: RL on Reacher's reward, and the agents' speed."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from benchmarks import agent_speed, rl_reacher
+
+SMOKE = rl_reacher.PRESETS["smoke"]
+ALL = rl_reacher.CONDITIONS + rl_reacher.BASELINES
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One smoke run of rl_reacher (world model, every condition, seed 0) in a fresh workdir."""
+    workdir = tmp_path_factory.mktemp("rl_reacher")
+    cpu_plot = rl_reacher.IMG_DIR / "rl_reacher_cpu.png"
+    before = cpu_plot.stat().st_mtime_ns if cpu_plot.exists() else None
+    assert rl_reacher.main(["--preset", "smoke", "--seeds", "0", "--workdir", str(workdir)]) == 0
+    after = cpu_plot.stat().st_mtime_ns if cpu_plot.exists() else None
+    assert after == before  # a smoke run never writes the repository's figure
+    return workdir
+
+
+def test_rl_reacher_smoke_tabulates_every_condition(smoke_run):
+    text = (smoke_run / "rl_reacher.md").read_text()
+    data = json.loads((smoke_run / "rl_reacher.json").read_text())
+    rows = {r["condition"]: r for r in data["rows"]}
+    assert list(rows) == list(ALL)
+
+    # the zoo's columns, one table row per condition, the ceiling fraction beside each
+    assert "| algo | env_id | obs | mean_reward | std_reward | n_timesteps | eval_episodes | wall time |" in text
+    for condition in ALL:
+        assert f"| {rl_reacher.OBS_LABELS[condition]} |" in text
+    assert rows["state"]["ceiling_fraction"] == 1.0  # by construction
+    assert rows["random"]["ceiling_fraction"] == 0.0
+    lines = {c: next(li for li in text.splitlines() if f"| {rl_reacher.OBS_LABELS[c]} |" in li) for c in ALL}
+    assert lines["state"].endswith("| 1.00 |") and lines["random"].endswith("| 0.00 |")
+    r_random, r_state = rows["random"]["mean_reward"], rows["state"]["mean_reward"]
+    for c in ALL:
+        want = (rows[c]["mean_reward"] - r_random) / (r_state - r_random)
+        assert rows[c]["ceiling_fraction"] == pytest.approx(want)
+
+    # equal env steps, the same evaluation episodes for all, and every SAC run learned
+    updates = (SMOKE.steps - SMOKE.sac["learning_starts"]) // SMOKE.sac["train_freq"]
+    for c in rl_reacher.CONDITIONS:
+        assert rows[c]["n_timesteps"] == SMOKE.steps and rows[c]["algo"] == "SAC"
+        assert rows[c]["gradient_steps"] == updates
+        curve = data["curves"][c][0]
+        assert [x for x, _ in curve] == list(range(0, SMOKE.steps + 1, SMOKE.eval_every))
+    for c in ALL:
+        assert rows[c]["eval_episodes"] == SMOKE.final_eval_episodes
+        assert np.isfinite(rows[c]["mean_reward"]) and rows[c]["mean_reward"] < 0  # the reward is a cost
+    # uniform torques pay E|a|^2 = 2/3 a step in control cost alone; zero torque pays none
+    assert rows["random"]["mean_reward"] < rows["zero"]["mean_reward"]
+
+    # what the run records: command, preset, machine, the world model's score; logs and plot
+    assert "--preset smoke" in text and "Preset: `smoke`" in text
+    assert "CPU capability" in text and "cores" in text
+    assert "World model: `sen`" in text and "MRR" in text
+    wm = data["world_model"]
+    assert data["machine"]["cores"] >= 1 and wm["samples"] == SMOKE.wm_eval_episodes
+    assert 0 <= wm["hh@1"] <= 1 and 0 < wm["mrr"] <= 1
+    for which in ("trained", "untrained"):  # the linear probe of the latent, beside an untrained SEN's
+        assert list(wm["probe"][which]) == list(rl_reacher.PROBE_TARGETS)
+        assert all(np.isfinite(v) and v <= 1 for v in wm["probe"][which].values())
+    assert "| trained SEN |" in text and "| untrained SEN |" in text
+    assert (smoke_run / "rl_reacher_smoke.png").stat().st_size > 0
+    for c in rl_reacher.CONDITIONS:
+        assert list((smoke_run / "tb").glob(f"{c}_seed0_*")), c  # TensorBoard, one folder per run
+    assert not list(smoke_run.rglob(".*.tmp-*"))  # atomic writes left nothing behind
+
+
+def test_rl_reacher_reuses_cached_runs(smoke_run, capsys):
+    result = smoke_run / "runs/state/seed0/result.json"
+    stamp = result.stat().st_mtime_ns
+    ckpt = smoke_run / "world_model_smoke/best.pt"
+    ckpt_stamp = ckpt.stat().st_mtime_ns
+    args = ["--preset", "smoke", "--seeds", "0", "--workdir", str(smoke_run), "--conditions", "state", "random"]
+    assert rl_reacher.main(args) == 0
+    assert result.stat().st_mtime_ns == stamp and ckpt.stat().st_mtime_ns == ckpt_stamp
+    rows = {r["condition"]: r for r in json.loads((smoke_run / "rl_reacher.json").read_text())["rows"]}
+    assert list(rows) == ["state", "random"]
+    # other settings are a different run: redone, not served from the cache
+    assert rl_reacher.main([*args[:-2], "state", "--steps", str(SMOKE.steps + SMOKE.eval_every)]) == 0
+    assert result.stat().st_mtime_ns != stamp
+    assert json.loads(result.read_text())["key"]["steps"] == SMOKE.steps + SMOKE.eval_every
+    capsys.readouterr()
+
+
+def test_every_condition_gets_the_same_sac_settings(smoke_run):
+    ckpt = smoke_run / "world_model_smoke/best.pt"
+    agents = {}
+    for c in rl_reacher.CONDITIONS:
+        env = rl_reacher.make_env(c, SMOKE, ckpt)
+        agents[c] = rl_reacher.make_agent(c, env, SMOKE, SMOKE.steps, 0, ckpt, None)
+    settings = {
+        c: (
+            a.learning_rate,
+            a.batch_size,
+            a.buffer_size,
+            a.learning_starts,
+            a.train_freq.frequency,
+            a.gradient_steps,
+            a.gamma,
+            a.tau,
+            float(a.log_ent_coef.exp().item()),
+            a.policy.net_arch,
+        )
+        for c, a in agents.items()
+    }
+    assert len(set(map(repr, settings.values()))) == 1, settings
+    extractor = {c: type(a.policy.actor.features_extractor).__name__ for c, a in agents.items()}
+    assert extractor == {
+        "pixels": "NatureCNN",
+        "sen_frozen": "FlattenExtractor",
+        "sen_finetune": "SENFeaturesExtractor",
+        "state": "FlattenExtractor",
+    }
+    assert agents["sen_finetune"].policy.actor.features_extractor.fine_tune
+    assert agents["sen_frozen"].observation_space.shape == (32,)  # the SEN latent
+    assert agents["state"].observation_space.shape == (12,)
+
+
+def test_state_observation_is_the_envs_world_state():
+    import sen_rl  # noqa: F401
+
+    env = rl_reacher.StateObservation(gym.make("SEN-Reacher-v0", size=16))
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs) and obs.dtype == np.float32
+    np.testing.assert_array_equal(obs, info["state"].astype(np.float32))
+    obs, *_, info = env.step(env.action_space.sample())
+    np.testing.assert_array_equal(obs, np.asarray(env.unwrapped.get_state(), dtype=np.float32))
+    np.testing.assert_array_equal(obs, info["state"].astype(np.float32))
+
+
+def test_latent_probe_reads_a_latent_that_holds_the_angles(tmp_path):
+    """A 'model' whose latent is the true sin/cos of the joint angles is probed at R^2 = 1 for them."""
+    from sen_rl.data import CollectConfig, RolloutDataset, collect
+
+    path = collect(
+        CollectConfig("SEN-Reacher-v0", 6, 3, warmup=5, env_kwargs={"size": 16}, num_envs=1, vectorization="sync"),
+        tmp_path / "r.h5",
+        progress=False,
+    )
+    with RolloutDataset(path) as ds:  # observation bytes -> state: an "encoder" that reads the state
+        obs, states = ds.obs[()].reshape(-1, *ds.obs_shape), ds.states[()].reshape(-1, 12)
+    table = {o.tobytes(): s for o, s in zip(obs, states, strict=True)}
+    assert len(table) == len(obs)  # every frame tells its state apart
+
+    class StateModel:
+        def encode(self, obs):
+            import torch
+
+            s = np.stack([table[o.tobytes()] for o in np.asarray(obs)])
+            return torch.as_tensor(np.c_[np.sin(s[:, 4:6]), np.cos(s[:, 4:6])])
+
+    r2 = rl_reacher.latent_probe(StateModel(), path, path)
+    for name in ("sin q0", "cos q0", "sin q1", "cos q1"):
+        assert r2[name] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_ceiling_fraction():
+    assert rl_reacher.ceiling_fraction(-10.0, -40.0, -5.0) == pytest.approx(30 / 35)
+    assert rl_reacher.ceiling_fraction(-5.0, -40.0, -5.0) == 1.0
+    assert rl_reacher.ceiling_fraction(-40.0, -40.0, -5.0) == 0.0
+    assert np.isnan(rl_reacher.ceiling_fraction(-1.0, -3.0, -3.0))
+
+
+def test_agent_speed_reports_every_measurement(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    args = ["--preset", "smoke", "--threads", "1", "--steps", "6", "--num-envs", "2", "--vector-steps", "3"]
+    assert agent_speed.main([*args, "--decisions", "2", "--horizons", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("CPU: ") and "cores" in text
+    assert "| SENWorldModel overhead per env step, batch 1" in text
+    assert "| SENWorldModelVec overhead per sub-env step, SyncVectorEnv of 2 | 1 |" in text
+    assert "LatentMPC decisions per second, Reacher | 1 |" in text and "method='cem'" in text
+    assert "LatentMPC decisions per second, 2D Shapes | 1 |" in text and "method='exhaustive'" in text
+    data = json.loads(out.read_text())
+    (m,) = data["measurements"]
+    w = m["wrapper"]
+    assert w["num_envs"] == 2 and min(w["bare_step"], w["wrapped_step"], w["encode"]) > 0
+    assert w["overhead"] == pytest.approx(w["wrapped_step"] - w["bare_step"])
+    assert [(p["domain"], p["horizon"]) for p in m["planning"]] == [("Reacher", 2), ("2D Shapes", 2)]
+    assert all(p["decisions_per_second"] > 0 and p["transitions_per_decision"] > 0 for p in m["planning"])
