@@ -29,8 +29,8 @@ def diagnose(checkpoint: str, data: str, samples: int = 200) -> dict:
         directions = domain_of(ds.env_id).direction_names  # None unless actions are object * n + direction
         if directions is None or not ds.has_twins:
             raise ValueError(f"{data}: needs a grid-domain dataset with twins (sen-rl collect --twins)")
-        obs, act = ds["obs"][:, :2], ds["actions"][:, 0]
-        twins = ds["twins/obs"][:samples, 0]
+        obs, act = ds.obs[:, :2], ds.actions[:, 0]
+        twins = ds.twin_obs[:samples, 0]
     z, z_next = model.encode(obs[:, 0]), model.encode(obs[:, 1])
     pred = model.predict(z, act)
     out = {}
