@@ -186,3 +186,27 @@ def test_agent_speed_reports_every_measurement(tmp_path, capsys):
     assert w["overhead"] == pytest.approx(w["wrapped_step"] - w["bare_step"])
     assert [(p["domain"], p["horizon"]) for p in m["planning"]] == [("Reacher", 2), ("2D Shapes", 2)]
     assert all(p["decisions_per_second"] > 0 and p["transitions_per_decision"] > 0 for p in m["planning"])
+
+
+def test_planning_smoke_tabulates_every_agent_on_the_same_goals(tmp_path):
+    from benchmarks import planning
+
+    assert planning.main(["--preset", "smoke", "--seeds", "0", "--workdir", str(tmp_path)]) == 0
+    text = (tmp_path / "planning.md").read_text()
+    headline, rest = text.split("## All goals")
+    all_goals = rest.split("##")[0]
+    agents = (
+        "random",
+        "none (all)",
+        "sen (all)",
+        "none (up)",
+        "sen (up)",
+        "none (up), no memory",
+        "sen (up), no memory",
+    )
+    header = next(line for line in all_goals.splitlines() if line.startswith("| seed"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == list(agents)
+    row = next(line for line in all_goals.splitlines() if line.startswith("| 0 |"))
+    n_all = int(row.split("|")[2])
+    hard = next(line for line in headline.splitlines() if line.startswith("| 0 |"))
+    assert 0 < int(hard.split("|")[2]) <= n_all  # the unseen-direction goals are a subset of all goals
