@@ -242,7 +242,7 @@ def cmd_eval(args) -> int:
     from sen_rl.train import _device
 
     device = _device(args.device)
-    model = load_model(args.checkpoint, map_location=device).to(device)
+    model = load_model(args.checkpoint, map_location=device)
     with RolloutDataset(args.data) as ds:
         results = evaluate(
             model,

@@ -212,11 +212,13 @@ class _Layout:
     @classmethod
     def probe(cls, config: CollectConfig) -> tuple[_Layout, gym.Space]:
         probe = gym.make(config.env_id, **config.env_kwargs)
-        obs_space, act_space = probe.observation_space, probe.action_space
-        symmetry = probe.unwrapped.symmetry
-        _, info0 = probe.reset(seed=0)
-        state0 = np.asarray(info0["state"])
-        probe.close()
+        try:
+            obs_space, act_space = probe.observation_space, probe.action_space
+            symmetry = probe.unwrapped.symmetry
+            _, info0 = probe.reset(seed=0)
+            state0 = np.asarray(info0["state"])
+        finally:
+            probe.close()
         if isinstance(act_space, gym.spaces.Box):
             act_shape, act_dtype = act_space.shape, np.float32
         else:
@@ -340,12 +342,11 @@ def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = Fal
         with atomic_write(out) as tmp, h5py.File(tmp, "w") as f:
             d = _create_datasets(f, config, lay)
             f.attrs.update(_attributes(config, lay))
-            bar = tqdm(total=config.episodes, desc=f"collect {config.env_id}", unit="ep", disable=not progress)
-            for start in range(0, config.episodes, n_envs):
-                count = min(n_envs, config.episodes - start)
-                _collect_batch(envs, config, lay, sampler, d, start, count)
-                bar.update(count)
-            bar.close()
+            with tqdm(total=config.episodes, desc=f"collect {config.env_id}", unit="ep", disable=not progress) as bar:
+                for start in range(0, config.episodes, n_envs):
+                    count = min(n_envs, config.episodes - start)
+                    _collect_batch(envs, config, lay, sampler, d, start, count)
+                    bar.update(count)
             f.attrs["complete"] = True
     finally:
         envs.close()

@@ -45,11 +45,14 @@ def _frozen(mapping: Mapping | None = None) -> Mapping:
 class GoalTask:
     """A goal-reaching task on a domain, for planners and agents.
 
-    :param success: how a reached goal is recognised: ``"exact"`` (the world state equals the
-        goal state), ``"orientation"`` (geodesic angle to the goal orientation below
-        ``tolerance`` radians) or ``"fingertip"`` (fingertip within ``tolerance`` of the goal
-        configuration's fingertip).
-    :param tolerance: threshold of the success rule (0 for ``"exact"``).
+    A goal is reached when the env's ``goal_distance(state, goal_state) <= tolerance``, for
+    every domain; the distance is the env's own (cells, radians, metres).
+
+    :param success: what that rule amounts to, for people and tables: ``"exact"`` (the world
+        state equals the goal state), ``"orientation"`` (geodesic angle to the goal orientation
+        at most ``tolerance`` radians) or ``"fingertip"`` (fingertip within ``tolerance`` metres
+        of the goal configuration's fingertip).
+    :param tolerance: the largest ``goal_distance`` that counts as reached (0 for ``"exact"``).
     :param goal_steps: the goal is drawn this many random steps away from the start state.
     :param max_steps: step budget of one episode.
     """

@@ -65,7 +65,7 @@ def check_compatible(model: WorldModel, ds: RolloutDataset) -> None:
     want = tuple(getattr(space, "shape", ()) or ())
     if act_shape != want or (np.issubdtype(ds.actions.dtype, np.integer) != (want == ())):
         raise ValueError(
-            f"the dataset {ds.path} has actions of shape {act_shape} ({ds['actions'].dtype}, env kwargs "
+            f"the dataset {ds.path} has actions of shape {act_shape} ({ds.actions.dtype}, env kwargs "
             f"{ds.env_kwargs}) but the model's action space is {space} (env kwargs {model.config.env_kwargs})"
         )
 
@@ -335,8 +335,7 @@ def format_table(results: dict) -> str:
         )
     for k in (k for k in r if k.startswith("th@1_")):
         name = k[len("th@1_") :]
-        if k in r:
-            row(f"TH@1 {name}", _pct(r[k]), f"{r['th_starts']} traversals of {TRAVERSAL_STEPS} steps")
+        row(f"TH@1 {name}", _pct(r[k]), f"{r['th_starts']} traversals of {TRAVERSAL_STEPS} steps")
     elements = [k[3:] for k in r if k.startswith("ee/")]
     if elements:
         lines += ["", f"  {'element':<16}{'EE(S)':>10}{'DIE':>12}"]
