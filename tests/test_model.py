@@ -190,11 +190,3 @@ def test_checkpoints_of_version_0_1_0_still_load(name):
         np.testing.assert_allclose(z.numpy(), ref[f"{name}_z"][0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(z_next.numpy(), ref[f"{name}_z_next"][0], rtol=1e-5, atol=1e-6)
         assert not export or not any(type(m).__module__.startswith("escnn") for m in model.modules())
-
-
-@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
-def test_networks_use_the_domain_tables_group_rules(models, case):
-    """The rules the networks are built to commute with are the ones the domain table declares."""
-    model = models[case]
-    assert model.nets.act_on_latent is model.domain.act_on_latent
-    assert model.nets.act_on_embedding is model.domain.act_on_embedding

@@ -4,9 +4,9 @@ The path of an observation is one straight line:
 
     pixels (uint8, [B, H, W, C]) -> float [B, C, H, W] in [0, 1]
         -> embedding S (the SEN: an unconstrained CNN, or an equivariant one for "full")
-        -> v in V, where the group acts by ``act_on_embedding``
+        -> v in V, where the group acts by the domain's ``act_on_embedding``
         -> encoder E (equivariant for "sen"/"full", plain for "none")
-        -> z in Z, where the group acts by ``act_on_latent``
+        -> z in Z, where the group acts by the domain's ``act_on_latent``
     transition T(z, a): the next latent is z + T(z, a) when ``predicts_delta`` (C-SWM,
     the grid domains and Reacher), or T(z, a) itself (Teapot's MatMul: T(z, a) = a z).
 """
@@ -14,7 +14,6 @@ The path of an observation is one straight line:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -24,19 +23,17 @@ from sen_rl.domains import PRESETS, VARIANTS, check_choice  # noqa: F401  (re-ex
 
 @dataclass
 class DomainNets:
-    """The three networks of one world model and the group's actions on their spaces.
+    """The three networks of one world model and how their latent is laid out.
 
-    The group's action on MDP actions is the environment's (``env.symmetry.act_on_action``);
-    the networks take raw environment actions, so they need no copy of it.
+    The group's actions on V and Z are the domain table's (``Domain.act_on_embedding``,
+    ``Domain.act_on_latent``), on MDP actions the environment's (``env.symmetry.act_on_action``):
+    the networks are built to commute with them and carry no copy.
 
     :param embedding: S, pixels ``[B, C, H, W]`` float in [0, 1] -> v.
     :param encoder: E, v -> z.
     :param transition: T, ``(z, a)`` -> delta z (or the next z when not ``predicts_delta``);
         ``a`` is the batch of raw environment actions as a tensor (int64 for discrete
         spaces, float32 for boxes).
-    :param act_on_embedding: ``(g, v) -> rho_V(g) v`` (torch, batched), for EE(S); one of
-        the functions of :mod:`sen_rl.groups`.
-    :param act_on_latent: ``(g, z) -> rho_Z(g) z`` (torch, batched); from :mod:`sen_rl.groups`.
     :param object_axis: latent axis that indexes objects (the energy averages over it), or None.
     :param equivariant: which of embedding/encoder/transition are exactly equivariant.
     """
@@ -44,8 +41,6 @@ class DomainNets:
     embedding: nn.Module
     encoder: nn.Module
     transition: nn.Module
-    act_on_embedding: Any
-    act_on_latent: Any
     predicts_delta: bool = True
     object_axis: int | None = None
     equivariant: dict = field(default_factory=dict)

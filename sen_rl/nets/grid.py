@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sen_rl.groups import c4_act_on_embedding, c4_act_on_latent
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
 from sen_rl.nets.escnn_utils import EscnnNet, c4_gspace, import_escnn, r2conv
 
@@ -337,8 +336,6 @@ def build(variant: str, preset: str, obs_space, action_space, cell: int | None =
         embedding=embedding,
         encoder=encoder,
         transition=transition,
-        act_on_embedding=c4_act_on_embedding,
-        act_on_latent=c4_act_on_latent,
         predicts_delta=True,
         object_axis=1,
         equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},

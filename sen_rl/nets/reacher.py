@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from sen_rl.groups import D4_ELEMENTS, d4_act_on_embedding, d4_act_on_latent
+from sen_rl.groups import D4_ELEMENTS
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
 from sen_rl.nets.escnn_utils import EscnnNet, d4_gspace, dilated_basis, import_escnn, linear, r2conv
 
@@ -334,8 +334,6 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         embedding=embedding,
         encoder=encoder,
         transition=transition,
-        act_on_embedding=d4_act_on_embedding,
-        act_on_latent=d4_act_on_latent,
         predicts_delta=True,
         object_axis=None,
         equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sen_rl.groups import TEAPOT_ACTION_MODES, TEAPOT_SMALL_ROTATIONS, axis_angle_to_matrix, so3_act_on_matrix
+from sen_rl.groups import TEAPOT_ACTION_MODES, TEAPOT_SMALL_ROTATIONS, axis_angle_to_matrix
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
 
 TEAPOT_VARIANTS = ("sen", "none")
@@ -269,8 +269,6 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         embedding=embedding,
         encoder=nn.Identity(),
         transition=transition,
-        act_on_embedding=so3_act_on_matrix,
-        act_on_latent=so3_act_on_matrix,
         predicts_delta=not equivariant,
         object_axis=None,
         equivariant={"embedding": False, "encoder": True, "transition": equivariant},

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sen_rl.domains import domain_of
 from sen_rl.groups import (
     C4_ELEMENTS,
     c4_act_on_embedding,
@@ -134,15 +135,16 @@ def test_torch_action_matches_the_env_symmetry(k):
     assert torch.equal(sym.act_on_action(k, torch.as_tensor(a)), got)  # the env's symmetry takes tensors too
 
 
-def test_nets_use_the_groups_actions(built):
-    for nets in built.values():
-        assert nets.act_on_embedding is c4_act_on_embedding and nets.act_on_latent is c4_act_on_latent
+def test_domain_table_declares_the_c4_rules_these_nets_are_tested_with():
+    for env_id in ("SEN-Shapes-v0", "SEN-Cubes-v0"):
+        assert domain_of(env_id).act_on_latent is c4_act_on_latent
+        assert domain_of(env_id).act_on_embedding is c4_act_on_embedding
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
 def test_act_on_embedding_is_np_rot90(built, k):
     _, v, _, _ = _batch()
-    assert np.array_equal(built["sen"].act_on_embedding(k, v).numpy(), np.rot90(v.numpy(), k, axes=(-2, -1)))
+    assert np.array_equal(c4_act_on_embedding(k, v).numpy(), np.rot90(v.numpy(), k, axes=(-2, -1)))
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
@@ -207,7 +209,7 @@ def test_encoder_equivariant(built, variant, k):
     nets = built[variant]
     _, v, _, _ = _batch()
     with torch.no_grad():
-        err = rel_err(nets.encoder(nets.act_on_embedding(k, v)), nets.act_on_latent(k, nets.encoder(v)))
+        err = rel_err(nets.encoder(c4_act_on_embedding(k, v)), c4_act_on_latent(k, nets.encoder(v)))
     assert err < 1e-4
 
 
@@ -217,8 +219,8 @@ def test_transition_equivariant(built, variant, k):
     nets = built[variant]
     _, _, z, a = _batch()
     with torch.no_grad():
-        lhs = nets.transition(nets.act_on_latent(k, z), c4_rotate_grid_action(k, a))
-        rhs = nets.act_on_latent(k, nets.transition(z, a))
+        lhs = nets.transition(c4_act_on_latent(k, z), c4_rotate_grid_action(k, a))
+        rhs = c4_act_on_latent(k, nets.transition(z, a))
     assert rel_err(lhs, rhs) < 1e-4
 
 
@@ -251,8 +253,8 @@ def test_full_whole_encoder_equivariant_on_pixels(k):
         v_rot = nets.embedding(torch.rot90(x, k, dims=(-2, -1)))
         z, z_rot = nets.encoder(v), nets.encoder(v_rot)
     assert err_train < 1e-4
-    assert rel_err(v_rot, nets.act_on_embedding(k, v)) < 1e-4
-    assert rel_err(z_rot, nets.act_on_latent(k, z)) < 1e-4
+    assert rel_err(v_rot, c4_act_on_embedding(k, v)) < 1e-4
+    assert rel_err(z_rot, c4_act_on_latent(k, z)) < 1e-4
 
 
 def test_full_on_rendered_shapes_world(built):
@@ -270,8 +272,8 @@ def test_full_on_rendered_shapes_world(built):
         with torch.no_grad():
             z = nets.encoder(nets.embedding(x))
             z_next = z + nets.transition(z, torch.cat([a, c4_rotate_grid_action(k, a)]))
-        assert rel_err(z[1:], nets.act_on_latent(k, z[:1])) < 1e-4
-        assert rel_err(z_next[1:], nets.act_on_latent(k, z_next[:1])) < 1e-4
+        assert rel_err(z[1:], c4_act_on_latent(k, z[:1])) < 1e-4
+        assert rel_err(z_next[1:], c4_act_on_latent(k, z_next[:1])) < 1e-4
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
@@ -287,10 +289,10 @@ def test_none_is_not_equivariant(built):
     nets = built["none"]
     _, v, z, a = _batch()
     with torch.no_grad():
-        e_err = rel_err(nets.encoder(nets.act_on_embedding(1, v)), nets.act_on_latent(1, nets.encoder(v)))
+        e_err = rel_err(nets.encoder(c4_act_on_embedding(1, v)), c4_act_on_latent(1, nets.encoder(v)))
         t_err = rel_err(
-            nets.transition(nets.act_on_latent(1, z), c4_rotate_grid_action(1, a)),
-            nets.act_on_latent(1, nets.transition(z, a)),
+            nets.transition(c4_act_on_latent(1, z), c4_rotate_grid_action(1, a)),
+            c4_act_on_latent(1, nets.transition(z, a)),
         )
     assert e_err > 1e-2 and t_err > 1e-2
 
@@ -370,7 +372,7 @@ def test_cell_embedding_exactly_equivariant_on_shapes_worlds(variant):
             v = nets.embedding(x)
         assert v.shape == (4, K_OBJ, 5, 5)
         for k in C4_ELEMENTS:
-            assert torch.equal(v[k], nets.act_on_embedding(k, v[0]))
+            assert torch.equal(v[k], c4_act_on_embedding(k, v[0]))
     # but it is no equivariant network: on unstructured pixels quarter turns change its output
     x = torch.rand(2, 3, 50, 50, dtype=torch.float64)
     with torch.no_grad():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from sen_rl.domains import domain_of
 from sen_rl.groups import (
     D4_ELEMENTS,
     d4_act_on_action,
@@ -181,9 +182,9 @@ def test_torch_action_matches_the_env_symmetry():
         assert torch.equal(sym.act_on_action(g, torch.from_numpy(a)), got)  # the env's symmetry takes tensors too
 
 
-def test_nets_use_the_groups_actions(built):
-    for nets in built.values():
-        assert nets.act_on_embedding is d4_act_on_embedding and nets.act_on_latent is d4_act_on_latent
+def test_domain_table_declares_the_d4_rules_these_nets_are_tested_with():
+    d = domain_of("SEN-Reacher-v0")
+    assert d.act_on_embedding is d4_act_on_embedding and d.act_on_latent is d4_act_on_latent
 
 
 def test_act_on_embedding_is_a_representation():
