@@ -32,20 +32,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sen_rl.domains import DOMAINS, Domain, GoalTask, check_choice, domain_of
+from sen_rl.domains import DOMAINS, GoalTask, check_choice, domain_of
 from sen_rl.envs.base import SymmetricEnv
 
 REWARDS = ("sparse", "shaped")
 """``"sparse"``: 1.0 on the step that reaches the goal, else 0.0; ``"shaped"``: ``-goal_distance`` after the step."""
 GOAL_TRIES = 100
 """Goals drawn per reset before giving up when every one is already reached at the start."""
-
-
-def _domain_of_id(env_id: str) -> Domain | None:
-    try:
-        return domain_of(env_id)
-    except ValueError:
-        return None
 
 
 def _positive_int(name: str, value, default: int) -> int:
@@ -101,7 +94,10 @@ class GoalReaching(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise TypeError(f"GoalReaching wraps a sen-rl env (a SymmetricEnv), got {type(env.unwrapped).__name__}")
         if task is None:
             spec = env.unwrapped.spec
-            domain = _domain_of_id(spec.id) if spec is not None else None
+            try:
+                domain = domain_of(spec.id) if spec is not None else None
+            except ValueError:
+                domain = None
             if domain is None:
                 known = ", ".join(DOMAINS)
                 found = f"spec id {spec.id!r}" if spec is not None else "no spec (not made by gym.make)"
@@ -212,8 +208,8 @@ def make_goal_env(
     ``env_id="SEN-Reacher-v0"``. The goal id's ``TimeLimit`` is the domain's ``goal.max_steps``;
     a different ``max_steps`` needs ``max_episode_steps`` of ``gym.make`` set to match.
     """
-    domain = _domain_of_id(env_id)
-    if domain is None or env_id.split(":")[-1] != domain.env_id:
+    domain = domain_of(env_id)
+    if env_id.split(":")[-1] != domain.env_id:
         raise ValueError(f"env_id={env_id!r} is not a sen-rl domain; choose one of {', '.join(DOMAINS)}")
     env = gym.make(domain.env_id, **env_kwargs).unwrapped
     return GoalReaching(env, goal_steps=goal_steps, reward=reward, max_steps=max_steps, task=domain.goal)

@@ -325,11 +325,9 @@ def build_model(
 
 # numpy's legacy RNG state (np.random.get_state) inside older training checkpoints is an
 # ndarray; these rebuild arrays and dtypes only, so allowing them runs no foreign code
-_NUMPY_GLOBALS = [np.core.multiarray._reconstruct, np.ndarray, np.dtype]
-
-
-def _numpy_dtype_globals() -> list:
-    return [type(np.dtype(t)) for t in ("uint32", "int64", "float64", "float32", "uint8", "bool")]
+_NUMPY_GLOBALS = [np.core.multiarray._reconstruct, np.ndarray, np.dtype] + [
+    type(np.dtype(t)) for t in ("uint32", "int64", "float64", "float32", "uint8", "bool")
+]
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -342,7 +340,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        with torch.serialization.safe_globals(_NUMPY_GLOBALS + _numpy_dtype_globals()):
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         globals_refused = [line for line in str(exc).splitlines() if "GLOBAL" in line]

@@ -6,22 +6,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
 from sen_rl.data import RolloutDataset
 from sen_rl.domains import domain_of
-from sen_rl.envs.base import displayable as _current_frame
+from sen_rl.envs.base import displayable  # the pictures show what the env renders
 from sen_rl.fileio import atomic_write
 from sen_rl.groups import element_label
-
-
-def displayable(frame: np.ndarray, stacked_frames: int = 1) -> np.ndarray:
-    """An observation as an RGB image: the last of its ``stacked_frames`` frames, grayscale repeated.
-
-    An observation may stack several frames on its channel axis (Reacher: the previous and
-    the current RGB frame); its env class says how many in ``stacked_frames``.
-    """
-    return _current_frame(frame, stacked_frames)
 
 
 def stacked_frames(env_id: str) -> int:
