@@ -191,8 +191,10 @@ def cmd_collect(args) -> int:
     t0 = time.perf_counter()
     out = collect(cfg, args.out, overwrite=args.overwrite, progress=show_progress(args.quiet))
     dt = time.perf_counter() - t0
-    frames = cfg.episodes * (cfg.steps + 1)
-    print(f"wrote {out}: {cfg.episodes} episodes x {cfg.steps} steps, {frames / dt:.0f} frames/s")
+    first, count = cfg.episode_range()
+    frames = count * (cfg.steps + 1)
+    part = f" (part {cfg.shard}: episodes {first}..{first + count - 1} of {cfg.episodes})" if cfg.shard else ""
+    print(f"wrote {out}: {count} episodes x {cfg.steps} steps{part}, {frames / dt:.0f} frames/s")
     return 0
 
 
@@ -213,10 +215,11 @@ def _announce_resume(cfg) -> None:
 
 
 def cmd_train(args) -> int:
+    from sen_rl.distributed import launched_world
     from sen_rl.train import TrainConfig, train
 
     cfg = config_from_args(TrainConfig, args)
-    if args.resume:
+    if args.resume and launched_world().main:
         _announce_resume(cfg)
     result = train(
         cfg,
@@ -225,6 +228,8 @@ def cmd_train(args) -> int:
         verbose=not args.quiet,
         overwrite=args.overwrite,
     )
+    if not launched_world().main:  # under torchrun, rank 0 speaks for the job
+        return 0
     last = result["history"][-1] if result["history"] else {}
     if "val_hits@1" in last:
         best = max(r.get("val_hits@1", 0) for r in result["history"])
@@ -235,7 +240,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     """Evaluate a checkpoint on a rollout dataset: print the table, optionally write JSON."""
-    from sen_rl.data import RolloutDataset
+    from sen_rl.data import open_rollouts
     from sen_rl.evaluate import evaluate, format_table
     from sen_rl.fileio import atomic_write_text
     from sen_rl.model import load_model
@@ -243,7 +248,7 @@ def cmd_eval(args) -> int:
 
     device = _device(args.device)
     model = load_model(args.checkpoint, map_location=device)
-    with RolloutDataset(args.data) as ds:
+    with open_rollouts(args.data) as ds:
         results = evaluate(
             model,
             ds,
@@ -358,10 +363,17 @@ def _epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     import sen_rl
     from sen_rl.data import CollectConfig
-    from sen_rl.domains import ENV_IDS, PRESETS, VARIANTS
+    from sen_rl.domains import PRESETS, VARIANTS
+    from sen_rl.hardware import AMP_CHOICES
     from sen_rl.train import LR_SCHEDULES, TrainConfig
 
-    choices = {"env_id": ENV_IDS, "variant": VARIANTS, "preset": PRESETS, "lr_schedule": LR_SCHEDULES}
+    # no choices for --env: another registered env is collected with --symmetry (CollectConfig.validate)
+    choices = {
+        "variant": VARIANTS,
+        "preset": PRESETS,
+        "lr_schedule": LR_SCHEDULES,
+        "amp": AMP_CHOICES,
+    }
     parser = argparse.ArgumentParser(
         prog="sen-rl",
         description="sen-rl: Symmetric Embedding Networks (Park et al., ICML 2022) for reinforcement learning.\n"
@@ -401,7 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("eval")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.pt) from sen-rl train")
-    p.add_argument("--data", required=True, help="evaluation dataset (.h5), collected with --twins for EE/DIE")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="evaluation dataset (.h5), collected with --twins for EE/DIE; several files (e.g. the shards of a "
+        "collect --shard run) or a quoted glob are read as one",
+    )
     p.add_argument(
         "--horizon", type=int, help="steps to roll forward (default: the domain's, 10 on the grids, 1 otherwise)"
     )

@@ -28,6 +28,7 @@ Layout (``E`` episodes, ``T`` steps, ``G`` group elements)::
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -103,10 +104,33 @@ class CollectConfig:
     """Parallel environments (0: one per CPU core, at most 8)."""
     vectorization: str = "async"
     """``async`` (subprocesses) or ``sync`` (one process)."""
+    shard: str | None = None
+    """``K/N``: write only part K (1..N) of the dataset, the same episodes, seeds and bytes as that slice of the
+    whole collection (its episodes split into N contiguous runs); train and eval read the parts together."""
+    symmetry: str | None = None
+    """For a registered Gymnasium env that is not a sen-rl domain: ``module:NAME`` of its declared
+    ``sen_rl.symmetry.Symmetry``; its pixels are collected as ``SEN-Custom-v0`` (whose keywords
+    ``size``, ``frames``, ``env_kwargs`` the ``--env-kwargs`` then give)."""
+
+    def resolve(self) -> CollectConfig:
+        """This config with ``env_id`` + ``symmetry`` turned into ``SEN-Custom-v0`` and its keywords."""
+        if self.symmetry is None:
+            return self
+        from dataclasses import replace
+
+        from sen_rl.domains import CUSTOM
+
+        kwargs = {"env": self.env_id, "symmetry": self.symmetry, **self.env_kwargs}
+        return replace(self, env_id=CUSTOM.env_id, env_kwargs=kwargs, symmetry=None)
 
     def validate(self) -> None:
-        if self.env_id not in ENV_IDS:
-            raise ValueError(f"unknown env id {self.env_id!r}; sen-rl provides {', '.join(ENV_IDS)}")
+        from sen_rl.domains import CUSTOM
+
+        if self.env_id not in (*ENV_IDS, CUSTOM.env_id):
+            raise ValueError(
+                f"unknown env id {self.env_id!r}; sen-rl provides {', '.join(ENV_IDS)}; for another registered "
+                "Gymnasium env, declare its symmetry and pass --symmetry module:NAME (docs/custom_environments.md)"
+            )
         for name in ("episodes", "steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -114,6 +138,24 @@ class CollectConfig:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.vectorization not in ("async", "sync"):
             raise ValueError(f"vectorization={self.vectorization!r}: use 'async' or 'sync'")
+        self.episode_range()
+
+    def episode_range(self) -> tuple[int, int]:
+        """``(first, count)``: the episodes of the whole collection this file holds (all of them without a shard)."""
+        if self.shard is None:
+            return 0, int(self.episodes)
+        k, n = parse_shard(self.shard)
+        if n > self.episodes:
+            raise ValueError(f"--shard {self.shard}: {n} parts of {self.episodes} episodes leave some parts empty")
+        return (k - 1) * self.episodes // n, k * self.episodes // n - (k - 1) * self.episodes // n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)``, with ``1 <= K <= N``."""
+    k, sep, n = str(text).partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(k) <= int(n):
+        raise ValueError(f"--shard {text!r}: write K/N with 1 <= K <= N, e.g. 1/4 for the first of four parts")
+    return int(k), int(n)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -235,7 +277,7 @@ def _vector_env(config: CollectConfig, n_envs: int) -> gym.vector.VectorEnv:
 
 
 def _create_datasets(f: h5py.File, config: CollectConfig, lay: _Layout) -> dict[str, h5py.Dataset]:
-    E, T, G = config.episodes, config.steps, len(lay.symmetry.elements)
+    E, T, G = config.episode_range()[1], config.steps, len(lay.symmetry.elements)
     frame_chunk = (1, min(T + 1, OBS_CHUNK_STEPS), *lay.obs_shape)
     d = {
         OBS_KEY: f.create_dataset(OBS_KEY, (E, T + 1, *lay.obs_shape), np.uint8, chunks=frame_chunk, compression="lzf"),
@@ -271,6 +313,10 @@ def _attributes(config: CollectConfig, lay: _Layout) -> dict[str, Any]:
     cfg = asdict(config)
     cfg["env_kwargs"] = json.dumps(cfg["env_kwargs"])
     cfg["actions"] = json.dumps(cfg["actions"])
+    cfg.pop("symmetry")  # resolved into env_kwargs by CollectConfig.resolve
+    # a shard's ``episodes`` are the ones it holds; the whole collection's count and its place in it beside
+    first, count = config.episode_range()
+    cfg.update(episodes=count, total_episodes=config.episodes, first_episode=first, shard=config.shard or "")
     return {**cfg, **attrs}
 
 
@@ -282,8 +328,9 @@ def _collect_batch(
     d: dict[str, h5py.Dataset],
     start: int,
     count: int,
+    first: int = 0,
 ) -> None:
-    """Roll out episodes ``start .. start + count - 1`` in parallel and write them."""
+    """Roll out episodes ``start .. start + count - 1`` in parallel and write them from row ``start - first``."""
     n_envs, T, G = envs.num_envs, config.steps, len(lay.symmetry.elements)
     eps = list(range(start, start + count))
     seeds = [episode_seed(config.seed, e) for e in eps] + [0] * (n_envs - count)
@@ -306,7 +353,7 @@ def _collect_batch(
         ep_states[:, t + 1] = info["state"]
         if config.twins:
             ep_twins[:, t + 1] = np.stack(envs.call("render_twins"))
-    sl = slice(start, start + count)
+    sl = slice(start - first, start - first + count)
     d[OBS_KEY][sl], d[STATES_KEY][sl] = ep_obs[:count], ep_states[:count]
     d[ACTIONS_KEY][sl], d[REWARDS_KEY][sl] = ep_act[:count], ep_rew[:count]
     if config.twins:
@@ -318,7 +365,7 @@ def _collect_batch(
 
 
 def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
-    """Collect ``config.episodes`` rollouts into the HDF5 file ``out`` and return its path.
+    """Collect ``config.episodes`` rollouts (or the part ``config.shard`` of them) into ``out``; returns its path.
 
     The file appears only when complete: it is written as a hidden temporary beside ``out``
     and renamed (:func:`sen_rl.fileio.atomic_write`, which also removes the temporaries that
@@ -326,6 +373,7 @@ def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = Fal
     """
     from tqdm.auto import tqdm
 
+    config = config.resolve()
     config.validate()
     out = Path(out)
     _check_target(out, overwrite)
@@ -335,17 +383,19 @@ def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = Fal
     directions = domain_of(config.env_id).direction_names
     sampler = ActionSampler(act_space, allowed_actions(act_space, config.actions, directions), config.positive_torque)
 
+    first, total = config.episode_range()
     n_envs = config.num_envs or min(MAX_AUTO_ENVS, os.cpu_count() or 1)
-    n_envs = max(1, min(n_envs, config.episodes))
+    n_envs = max(1, min(n_envs, total))
     envs = _vector_env(config, n_envs)
     try:
         with atomic_write(out) as tmp, h5py.File(tmp, "w") as f:
             d = _create_datasets(f, config, lay)
             f.attrs.update(_attributes(config, lay))
-            with tqdm(total=config.episodes, desc=f"collect {config.env_id}", unit="ep", disable=not progress) as bar:
-                for start in range(0, config.episodes, n_envs):
-                    count = min(n_envs, config.episodes - start)
-                    _collect_batch(envs, config, lay, sampler, d, start, count)
+            part = f" part {config.shard}" if config.shard else ""
+            with tqdm(total=total, desc=f"collect {config.env_id}{part}", unit="ep", disable=not progress) as bar:
+                for start in range(first, first + total, n_envs):
+                    count = min(n_envs, first + total - start)
+                    _collect_batch(envs, config, lay, sampler, d, start, count, first)
                     bar.update(count)
             f.attrs["complete"] = True
     finally:
@@ -512,6 +562,188 @@ class RolloutDataset:
     def __repr__(self) -> str:
         twins = ", twins" if self.has_twins else ""
         return f"RolloutDataset({self.path}, {self.env_id}, {self.episodes}x{self.steps}, obs {self.obs_shape}{twins})"
+
+
+class _ConcatArray:
+    """Read-only arrays of several files joined along the episode axis, indexed like an h5py dataset.
+
+    The first index is an episode, a slice of episodes (step 1) or absent; the others go to
+    each file as they are. Only the files a read touches are read.
+    """
+
+    def __init__(self, parts: Sequence[h5py.Dataset]):
+        self.parts = list(parts)
+        self.bounds = np.cumsum([0] + [len(d) for d in self.parts])
+        self.shape = (int(self.bounds[-1]), *self.parts[0].shape[1:])
+        self.dtype = self.parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        head, rest = (key[0], key[1:]) if key else (slice(None), ())
+        if head is Ellipsis:
+            head, rest = slice(None), key
+        if isinstance(head, int | np.integer):
+            e = int(head) + (len(self) if head < 0 else 0)
+            if not 0 <= e < len(self):
+                raise IndexError(f"episode {head} out of range for {len(self)} episodes")
+            i = int(np.searchsorted(self.bounds, e, side="right")) - 1
+            return self.parts[i][(e - int(self.bounds[i]), *rest)]
+        if not isinstance(head, slice) or head.step not in (None, 1):
+            raise TypeError(f"episodes of several files are read by index or by a step-1 slice, not {head!r}")
+        lo, hi, _ = head.indices(len(self))
+        out = []
+        for i, d in enumerate(self.parts):
+            a, b = max(lo, int(self.bounds[i])), min(hi, int(self.bounds[i + 1]))
+            if a < b:
+                out.append(d[(slice(a - int(self.bounds[i]), b - int(self.bounds[i])), *rest)])
+        if not out:  # an empty range: the right shape and dtype, from the first file
+            return self.parts[0][(slice(0, 0), *rest)]
+        return np.concatenate(out) if len(out) > 1 else out[0]
+
+
+def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Dataset paths: each item a file or a glob (``data/part*.h5``, matches sorted by name)."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text))
+            if not matches:
+                raise FileNotFoundError(f"no dataset matches {text!r}; check the pattern or collect them first")
+            out += matches
+        else:
+            out.append(Path(text))
+    if not out:
+        raise ValueError("no dataset given: pass one or more .h5 files or a glob")
+    if len(set(out)) < len(out):
+        raise ValueError(f"a dataset is given twice among {[str(p) for p in out]}; each file counts once")
+    return out
+
+
+class ConcatRolloutDataset:
+    """Several rollout files read as one dataset: their episodes one after another.
+
+    The files must agree on everything a batch mixes (env id and keywords, steps, observation,
+    action and state layouts, twins); a file that does not is named in the error. Shards of one
+    collection (``sen-rl collect --shard K/N``) are put in episode order whatever order they are
+    given in, so that their union reads exactly like the unsharded file; the same shard twice is
+    refused. Same accessors as :class:`RolloutDataset`.
+    """
+
+    AGREE = ("env_id", "env_kwargs", "steps", "obs_shape", "action layout", "state layout", "has_twins")
+
+    def __init__(self, paths: Sequence[str | os.PathLike]):
+        self.files: list[RolloutDataset] = []
+        try:
+            for path in paths:
+                self.files.append(RolloutDataset(path))
+            self._order_shards()
+            self._check_agree()
+        except Exception:
+            self.close()
+            raise
+        self.path = " + ".join(str(f.path) for f in self.files)
+        self._arrays: dict[str, _ConcatArray] = {}
+
+    @staticmethod
+    def _settings(ds: RolloutDataset) -> dict[str, Any]:
+        return {
+            "env_id": ds.env_id,
+            "env_kwargs": ds.env_kwargs,
+            "steps": ds.steps,
+            "obs_shape": ds.obs_shape,
+            "action layout": (tuple(ds.actions.shape[2:]), str(ds.actions.dtype)),
+            "state layout": (tuple(ds.states.shape[2:]), str(ds.states.dtype)),
+            "has_twins": ds.has_twins,
+        }
+
+    def _check_agree(self) -> None:
+        ref = self._settings(self.files[0])
+        for ds in self.files[1:]:
+            mine = self._settings(ds)
+            bad = [k for k in self.AGREE if mine[k] != ref[k]]
+            if bad:
+                diffs = "; ".join(f"{k} {mine[k]!r} against {ref[k]!r}" for k in bad)
+                raise DatasetError(
+                    f"{ds.path} cannot be read as one dataset with {self.files[0].path}: {diffs}. "
+                    "Train on files of the same environment, size and layout (e.g. shards of one collection)"
+                )
+        if ref["has_twins"]:
+            elements = [np.asarray(ds.twin_elements[()]) for ds in self.files]
+            if any(not np.array_equal(e, elements[0]) for e in elements[1:]):
+                raise DatasetError(f"the twins of {self.path} were made for different group elements")
+
+    def _order_shards(self) -> None:
+        """Shards of one collection in episode order; the same episodes twice refused."""
+        keys = ("env_id", "env_kwargs", "seed", "total_episodes", "steps", "warmup", "actions", "positive_torque")
+        attrs = [f.attrs for f in self.files]
+        if not all(a.get("shard") for a in attrs) or any(any(a.get(k) != attrs[0].get(k) for k in keys) for a in attrs):
+            return  # not shards of one collection: the order given
+        self.files.sort(key=lambda f: int(f.attrs["first_episode"]))
+        for prev, nxt in zip(self.files, self.files[1:], strict=False):
+            if int(nxt.attrs["first_episode"]) < int(prev.attrs["first_episode"]) + prev.episodes:
+                raise DatasetError(
+                    f"{prev.path} (shard {prev.attrs['shard']}) and {nxt.path} (shard {nxt.attrs['shard']}) hold "
+                    "the same episodes; give each shard once"
+                )
+
+    def _array(self, name: str) -> _ConcatArray:
+        if name not in self._arrays:
+            self._arrays[name] = _ConcatArray([getattr(f, name) for f in self.files])
+        return self._arrays[name]
+
+    # -- the RolloutDataset interface ----------------------------------------------------------
+    env_id = property(lambda self: self.files[0].env_id)
+    env_kwargs = property(lambda self: self.files[0].env_kwargs)
+    steps = property(lambda self: self.files[0].steps)
+    obs_shape = property(lambda self: self.files[0].obs_shape)
+    has_twins = property(lambda self: self.files[0].has_twins)
+    episodes = property(lambda self: sum(f.episodes for f in self.files))
+    obs = property(lambda self: self._array("obs"))
+    actions = property(lambda self: self._array("actions"))
+    states = property(lambda self: self._array("states"))
+    rewards = property(lambda self: self._array("rewards"))
+    twin_obs = property(lambda self: self._array("twin_obs"))
+    twin_actions = property(lambda self: self._array("twin_actions"))
+    twin_elements = property(lambda self: self.files[0].twin_elements)
+
+    @property
+    def attrs(self) -> dict:
+        """The first file's attributes, with ``episodes`` the total."""
+        return {**self.files[0].attrs, "episodes": self.episodes}
+
+    def make_env(self, **overrides: Any) -> gym.Env:
+        return self.files[0].make_env(**overrides)
+
+    @property
+    def closed(self) -> bool:
+        return all(f.closed for f in self.files)
+
+    def close(self) -> None:
+        for f in self.files:
+            if not f.closed:
+                f.close()
+
+    def __enter__(self) -> ConcatRolloutDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ConcatRolloutDataset({len(self.files)} files, {self.env_id}, {self.episodes}x{self.steps})"
+
+
+def open_rollouts(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+) -> RolloutDataset | ConcatRolloutDataset:
+    """One dataset from a file, several files or globs: a :class:`RolloutDataset` for one file."""
+    files = expand_paths(paths)
+    return RolloutDataset(files[0]) if len(files) == 1 else ConcatRolloutDataset(files)
 
 
 # --------------------------------------------------------------------------- training data

@@ -12,19 +12,37 @@ the best epoch by validation loss is copied to ``best.pt``. ``resume=True`` cont
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import math
 import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from sen_rl.data import Batch, RolloutDataset, TransitionStream, distinct_targets, split_episodes
+from sen_rl import distributed
+from sen_rl.data import (
+    Batch,
+    ConcatRolloutDataset,
+    RolloutDataset,
+    TransitionStream,
+    distinct_targets,
+    open_rollouts,
+    split_episodes,
+)
+from sen_rl.distributed import World, gather_rows, launched_world, share, sync_batch_norms
+from sen_rl.domains import domain_of
 from sen_rl.fileio import atomic_write
+from sen_rl.hardware import autocast_for, check_amp, resolve_amp, use_channels_last
 from sen_rl.metrics import ranking_metrics
 from sen_rl.model import WorldModel, build_model, read_checkpoint
 
@@ -46,8 +64,9 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Training settings (stored in every checkpoint)."""
 
-    data: str
-    """Rollout dataset (.h5) from ``sen-rl collect``."""
+    data: list[str]
+    """Rollout dataset(s) (.h5) from ``sen-rl collect``: one file, several read as one (e.g. the shards of a
+    ``collect --shard`` run, in episode order) or a quoted glob such as ``'data/part*.h5'``."""
     out: str
     """Run folder: checkpoints and TensorBoard logs."""
     variant: str = "sen"
@@ -67,7 +86,9 @@ class TrainConfig:
     device: str = "auto"
     """``cpu``, ``cuda``, ``cuda:1``... or ``auto``."""
     amp: str = "auto"
-    """Mixed precision: ``bf16``, ``fp16``, ``off``; ``auto`` is bf16 on CUDA, off on the CPU."""
+    """Precision: ``fp32``, ``bf16`` or ``fp16`` autocast, as asked; ``auto``: bf16 on CUDA (fp16 where the GPU
+    lacks bf16), and on the CPU bf16 only where it has native bf16 and a one-off measurement finds it faster, else
+    fp32 (sen_rl.hardware)."""
     val_fraction: float = 0.1
     """Share of episodes held out (by episode) to choose the best checkpoint."""
     val_samples: int = 1000
@@ -75,7 +96,14 @@ class TrainConfig:
     max_transitions: int | None = None
     """Train on at most this many transitions per epoch (None: all)."""
     threads: int = 0
-    """CPU threads for torch (0: leave torch's default)."""
+    """CPU threads for torch (0: leave torch's default; torchrun sets 1 per process)."""
+    dist_timeout: float = 1800.0
+    """Under torchrun: seconds a collective waits for the other processes before the job stops with an error."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str | Path):  # one file, as a plain path
+            self.data = [str(self.data)]
+        self.data = [str(d) for d in self.data]
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -97,16 +125,6 @@ def _device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
     return dev
-
-
-def _autocast(amp: str, device: torch.device) -> torch.autocast | None:
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "off"
-    if amp == "off":
-        return None
-    if amp not in ("bf16", "fp16"):
-        raise ValueError(f"amp={amp!r}: use bf16, fp16, off or auto")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 @torch.no_grad()
@@ -160,8 +178,15 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     autocast: torch.autocast | None
+    precision: str
+    """``fp32``, ``bf16`` or ``fp16``: what ``--amp`` resolved to (stored in the checkpoint)."""
+    precision_reason: str
     stream: TransitionStream
     val_batch: Batch | None
+    """The fixed validation batch (rank 0 only: the others never validate)."""
+    world: World
+    ddp: nn.Module | None
+    """The DistributedDataParallel wrapper of the loss under torchrun (None in one process)."""
     steps_per_epoch: int
     """Optimiser steps an epoch takes at most, a last partial batch included: the cosine curve's unit."""
     bar_total: int
@@ -171,7 +196,7 @@ class _Run:
 
 
 def _prepare_run(
-    config: TrainConfig, ds: RolloutDataset, last_path: Path, resume: bool, overwrite: bool
+    config: TrainConfig, ds: RolloutDataset | ConcatRolloutDataset, last_path: Path, resume: bool, overwrite: bool
 ) -> dict | None:
     """Check the run folder and the settings; returns the checkpoint to resume from (None: a fresh run).
 
@@ -195,40 +220,97 @@ def _prepare_run(
         if payload["config"]["env_id"] != ds.env_id:
             raise ValueError(
                 f"--resume: {last_path} is a model of {payload['config']['env_id']}, "
-                f"but {config.data} holds {ds.env_id} data"
+                f"but {ds.path} holds {ds.env_id} data"
             )
         # settings not given again on the command line come from the checkpoint
         for key in ("epochs", "batch_size"):
             if getattr(config, key) is None:
                 setattr(config, key, saved.get(key))
     default_epochs, default_batch = PRESET_TRAINING[config.preset] if config.preset in PRESET_TRAINING else (1, 1)
+    default_batch = domain_of(ds.env_id).preset_batch_size.get(config.preset, default_batch)
     config.epochs = config.epochs or default_epochs
     config.batch_size = config.batch_size or default_batch
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
     if config.batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (negatives come from the batch), got {config.batch_size}")
+    if config.max_transitions is not None and config.max_transitions < config.batch_size:
+        raise ValueError(
+            f"max_transitions={config.max_transitions} is less than one batch ({config.batch_size}): an epoch "
+            "would train on nothing; raise --max-transitions or lower --batch-size"
+        )
     if config.threads:
         torch.set_num_threads(config.threads)
     return payload
 
 
-def _build(config: TrainConfig, ds: RolloutDataset, payload: dict | None, last_path: Path, best_path: Path) -> _Run:
+def _precision(config: TrainConfig, device: torch.device, payload: dict | None) -> tuple[str, str]:
+    """The precision this run trains in, and why: ``--amp`` as asked, or the machine's choice for ``auto``.
+
+    A resumed ``auto`` run keeps the precision its checkpoint was trained in, so that moving a
+    run to another machine does not change its arithmetic half way.
+    """
+    config.amp = check_amp(config.amp)
+    saved = None if payload is None else payload.get("precision")
+    if config.amp == "auto" and saved is not None:
+        return saved, f"--amp auto: kept from {config.out}/last.pt"
+    return resolve_amp(config.amp, device)
+
+
+class _Loss(nn.Module):
+    """The model's loss as a module's forward: what DistributedDataParallel wraps."""
+
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch: Any, **kw: Any) -> dict[str, torch.Tensor]:
+        return self.model.loss(*batch, **kw)
+
+
+def _unused_parameters(model: WorldModel, ds: RolloutDataset | ConcatRolloutDataset) -> list[str]:
+    """Parameters the loss leaves without a gradient (DDP must be told), probed on two transitions.
+
+    The probe's batch-norm updates are undone, so the run is the same with or without it.
+    """
+    saved = copy.deepcopy(model.state_dict())
+    frames, actions = ds.obs[0], ds.actions[0]  # one episode; two of its transitions (the same one if T = 1)
+    t = np.array([0, min(1, ds.steps - 1)])
+    obs, act, nxt = frames[t], actions[t], frames[t + 1]
+    model.loss(obs, act, nxt, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(saved)
+    return unused
+
+
+def _build(
+    config: TrainConfig,
+    ds: RolloutDataset | ConcatRolloutDataset,
+    payload: dict | None,
+    last_path: Path,
+    best_path: Path,
+    world: World,
+    device: torch.device,
+) -> _Run:
     """Model, optimiser, data streams and mixed precision, restored from ``payload`` when resuming.
 
-    The order is part of the result: the weights are drawn right after ``manual_seed``.
+    The order is part of the result: the weights are drawn right after ``manual_seed``, the
+    same on every rank.
     """
     # -- model and optimiser
-    device = _device(config.device)
     torch.manual_seed(config.seed)
     # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
     net_kwargs = None if payload is None else payload["config"].get("net_kwargs", {})
     model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
     if tuple(model.obs_shape) != tuple(ds.obs_shape):
-        raise ValueError(f"{config.data} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
+        raise ValueError(f"{ds.path} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
+    precision, why = _precision(config, device, payload)
     model.to(device)
-    if device.type == "cuda":
+    if use_channels_last(device, precision):
         model.to(memory_format=torch.channels_last)
+    if world.parallel:  # before the optimiser: the synced batch norms are new modules
+        sync_batch_norms(model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     # -- resume: weights, optimiser, RNGs and history of the last finished epoch
@@ -245,12 +327,12 @@ def _build(config: TrainConfig, ds: RolloutDataset, payload: dict | None, last_p
     train_eps, val_eps = split_episodes(ds.episodes, config.val_fraction, config.seed)
     stream = TransitionStream(ds, train_eps, config.batch_size)
     val_batch = None
-    if len(val_eps):
+    if len(val_eps) and world.main:
         vs = TransitionStream(ds, val_eps, min(config.val_samples, len(val_eps) * ds.steps))
         val_batch = distinct_targets(next(vs.epoch(np.random.default_rng([config.seed, VALIDATION_SEED_TAG]))))
 
     # -- mixed precision
-    autocast = _autocast(config.amp, device)
+    autocast = autocast_for(precision, device)
     # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
     scaler = torch.amp.GradScaler(device.type, enabled=autocast is not None and autocast.fast_dtype == torch.float16)
     if payload is not None and payload.get("scaler_state"):
@@ -258,6 +340,20 @@ def _build(config: TrainConfig, ds: RolloutDataset, payload: dict | None, last_p
 
     capped = None if config.max_transitions is None else max(1, config.max_transitions // config.batch_size)
     model.train()
+    ddp = None
+    if world.parallel:
+        # 1x1 convolutions on channels-last views of HWC frames return channels-last gradients, which DDP
+        # copies into its buckets: correct, and a copy of a few small tensors, not worth a warning per step
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        unused = _unused_parameters(model, ds)
+        ddp = DistributedDataParallel(
+            _Loss(model),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # batch-norm statistics are global (synced), so the ranks' buffers never differ
+            forward_sync_buffers=False,
+            gradient_as_bucket_view=True,  # gradients are views of DDP's buckets: no second copy of them
+            find_unused_parameters=bool(unused),
+        )
     return _Run(
         config=config,
         last_path=last_path,
@@ -266,8 +362,12 @@ def _build(config: TrainConfig, ds: RolloutDataset, payload: dict | None, last_p
         optimizer=optimizer,
         scaler=scaler,
         autocast=autocast,
+        precision=precision,
+        precision_reason=why,
         stream=stream,
         val_batch=val_batch,
+        world=world,
+        ddp=ddp,
         steps_per_epoch=len(stream) + 1 if capped is None else capped,
         bar_total=len(stream) if capped is None else capped,
         start_epoch=start_epoch,
@@ -283,11 +383,16 @@ def _train_step(run: _Run, batch: Batch, gen: torch.Generator, epoch: int, step:
         # a function of the step alone, so a resumed run follows the same curve
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config.lr, epoch * run.steps_per_epoch + step, config.epochs * run.steps_per_epoch)
-    if run.autocast is not None:
-        with run.autocast:
-            parts = model.loss(*batch, generator=gen)
+    if run.ddp is not None:
+        # this rank's rows of the global batch; the loss gathers the latents of all of them
+        n, world = len(batch[0]), run.world
+        rows = share(n, world)
+        batch = tuple(part[rows] for part in batch)
+        loss_fn = functools.partial(run.ddp, gather=functools.partial(gather_rows, n=n, world=world))
     else:
-        parts = model.loss(*batch, generator=gen)
+        loss_fn = model.loss
+    with run.autocast if run.autocast is not None else contextlib.nullcontext():
+        parts = loss_fn(*batch, generator=gen)
     loss = parts["loss"]
     if not torch.isfinite(loss):
         raise TrainingDiverged(
@@ -314,6 +419,8 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, float]:
     bar = tqdm(total=run.bar_total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
     try:
         for step, batch in enumerate(run.stream.epoch(rng, config.max_transitions)):
+            if len(batch[0]) < run.world.size:  # a last partial batch too small to give every rank a row
+                break
             parts = _train_step(run, batch, gen, epoch, step)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -350,6 +457,7 @@ def _save_epoch(run: _Run, epoch: int, row: dict[str, float]) -> bool:
         optimizer_state=run.optimizer.state_dict(),
         scaler_state=run.scaler.state_dict() if run.scaler.is_enabled() else None,
         rng=_rng_state(),
+        precision=run.precision,
         epoch=epoch,
         history=run.history,
         best_val=run.best_val,
@@ -383,23 +491,37 @@ def train(
     ``log`` writes TensorBoard scalars under ``config.out``. A run folder that already holds
     a checkpoint is only continued (``resume``) or replaced (``overwrite``), never silently.
     The dataset and the TensorBoard writer are closed however the run ends.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process runs this with the same config: see
+    :mod:`sen_rl.distributed`. Rank 0 alone validates, writes checkpoints and logs, and prints;
+    ``resume`` needs the run folder on a file system every node reads.
     """
     out = Path(config.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
-    ds = RolloutDataset(config.data)
-    writer = None
+    world = launched_world()
+    device = distributed.local_device(world, _device(config.device))
+    created = distributed.init(world, device, config.dist_timeout)
+    progress, verbose, log = (flag and world.main for flag in (progress, verbose, log))
+    ds, writer = None, None
     try:
         # -- setup
+        ds = open_rollouts(config.data)
         payload = _prepare_run(config, ds, last_path, resume, overwrite)
-        run = _build(config, ds, payload, last_path, best_path)
+        run = _build(config, ds, payload, last_path, best_path, world, device)
+        if verbose:
+            ranks = f", {world.size} processes" if world.parallel else ""
+            print(f"precision {run.precision} ({run.precision_reason}){ranks}")
         if log:
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(out))
 
-        # -- epochs: train, validate, checkpoint, report
+        # -- epochs: train, validate, checkpoint, report (the last three on rank 0)
         for epoch in range(run.start_epoch, config.epochs):
             row = _run_epoch(run, epoch, progress)
+            if not world.main:
+                run.history.append(row)
+                continue
             row.update(_validate(run))
             improved = _save_epoch(run, epoch, row)
             if writer is not None:
@@ -407,8 +529,17 @@ def train(
             if verbose:
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
                 print(f"epoch {epoch + 1}/{config.epochs}: {shown}" + (" (best)" if improved else ""))
+        if world.parallel:  # the others wait for rank 0's last checkpoint before returning its paths
+            torch.distributed.barrier()
+    except BaseException as exc:
+        if world.parallel:
+            distributed.report_failure(world, exc)
+        raise
     finally:
         if writer is not None:
             writer.close()
-        ds.close()
+        if ds is not None:
+            ds.close()
+        if created:
+            torch.distributed.destroy_process_group()
     return {"history": run.history, "last": last_path, "best": best_path if best_path.exists() else last_path}

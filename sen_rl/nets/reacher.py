@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from sen_rl.groups import D4_ELEMENTS
-from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+from sen_rl.nets.base import CONTRASTIVE_VARIANTS, PRESETS, DomainNets, check_choice
 from sen_rl.nets.escnn_utils import EscnnNet, d4_gspace, dilated_basis, import_escnn, linear, r2conv
 
 N_LATENT_FIELDS = 4  # D4-regular latent fields
@@ -65,12 +65,12 @@ class ReacherPreset:
     plain_enc_channels: int  # "none" encoder width
     plain_trans_hidden: int  # "none" transition width
     full_fields: int  # "full" SEN width (regular fields)
-    fast_cpu: bool = False  # plain SEN on CPU: channels_last + bf16 autocast
 
 
 PRESET_SIZES = {
     "smoke": ReacherPreset("smoke", 8, 64, 8, (2, 4), 4, 4, 16, 32, 2),
-    "cpu": ReacherPreset("cpu", 64, 64, 16, (2, 4, 8, 16), 16, 32, 64, 128, 2, fast_cpu=True),
+    # precision and memory layout are the trainer's choice, from what the machine runs fast (sen_rl.hardware)
+    "cpu": ReacherPreset("cpu", 64, 64, 16, (2, 4, 8, 16), 16, 32, 64, 128, 2),
     # the authors' published Reacher sizes (scripts/reacher.sl of their code)
     "paper": ReacherPreset("paper", 128, 128, 32, (2, 4, 8, 16, 32), 181, 181, 512, 512, 6),
 }
@@ -112,11 +112,10 @@ def down_pool(size: int) -> tuple[int, int, int]:
 class PlainEmbedding(nn.Module):
     """The SEN: stride-2 stem, dilated 3x3 convs, stride-2 head; unconstrained.
 
-    ``[B, 6, H, W]`` -> ``[B, 8, H/4, W/4]``. With ``fast_cpu`` the convolutions run in
-    channels_last and bf16 autocast on CPU (output cast back to the input dtype).
+    ``[B, 6, H, W]`` -> ``[B, 8, H/4, W/4]``.
     """
 
-    def __init__(self, size: int, channels: int, dilations, fast_cpu: bool = False):
+    def __init__(self, size: int, channels: int, dilations):
         super().__init__()
         k, s, p = down_conv(size)
         mid = _out_size(size, k, s, p)
@@ -127,15 +126,8 @@ class PlainEmbedding(nn.Module):
         layers += [nn.Conv2d(channels, EMBED_FIELDS, k, s, p)]
         self.net = nn.Sequential(*layers)
         self.out_size = _out_size(mid, k, s, p)
-        self.fast_cpu = fast_cpu
-        if fast_cpu:
-            self.net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fast_cpu and x.device.type == "cpu" and x.dtype == torch.float32:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                y = self.net(x.contiguous(memory_format=torch.channels_last))
-            return y.to(x.dtype).contiguous()
         return self.net(x)
 
 
@@ -308,7 +300,7 @@ def input_size(preset: str, obs_space) -> int:
 
 def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
     """The Reacher world-model networks of ``variant`` ("sen", "none", "full") at ``preset`` size."""
-    check_choice("variant", variant, VARIANTS)
+    check_choice("variant", variant, CONTRASTIVE_VARIANTS)
     size = input_size(preset, obs_space)
     if tuple(getattr(action_space, "shape", ()) or ()) != (ACTION_DIM,):
         raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
@@ -320,7 +312,7 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         mid = _out_size(size, k, s, p)
         embed_size = _out_size(mid, *down_conv(mid))
     else:
-        embedding = PlainEmbedding(size, cfg.sen_channels, cfg.dilations, fast_cpu=cfg.fast_cpu)
+        embedding = PlainEmbedding(size, cfg.sen_channels, cfg.dilations)
         embed_size = embedding.out_size
     if variant == "none":
         encoder: nn.Module = PlainEncoder(embed_size, cfg.plain_enc_channels)
