@@ -24,7 +24,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   # "escnn requires py3nj, which is not installed" error: that is expected, not a failure.
   $VPY -m pip install -q --no-warn-conflicts "torch==2.13.0" "numpy<2" scipy lie_learn joblib pymanopt autograd sympy \
     "gymnasium==1.4.*" "stable-baselines3==2.9.*" "mujoco>=3.1,<4" "h5py>=3.8" "tensorboard>=2.12" \
-    "tqdm>=4.60" "matplotlib>=3.6" "pytest>=7" "ruff>=0.4"
+    "tqdm>=4.60" "matplotlib>=3.6" "imageio>=2.14" "pytest>=7" "ruff>=0.4"
   # setuptools' build of an editable install warns about folders named like the package
   # (envs/, agents/ are mapped on purpose in pyproject.toml): silence that one warning
   PYTHONWARNINGS="ignore::UserWarning" $VPY -m pip install -q --no-deps escnn==1.0.11 -e .
