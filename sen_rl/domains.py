@@ -32,9 +32,13 @@ from sen_rl.envs.shapes import CELL as SHAPES_CELL
 
 PRESETS = ("smoke", "cpu", "paper")
 """Model sizes: ``smoke`` (seconds, for tests), ``cpu`` (minutes on 2 cores), ``paper`` (published, a GPU job)."""
-VARIANTS = ("sen", "none", "full")
+VARIANTS = ("sen", "none", "full", "hvae")
 """World models: ``sen`` (the paper's SEN: plain CNN, then equivariant encoder and transition),
-``none`` (nothing equivariant, C-SWM style), ``full`` (an equivariant CNN on the pixels)."""
+``none`` (nothing equivariant, C-SWM style), ``full`` (an equivariant CNN on the pixels),
+``hvae`` (Teapot only: the Homeomorphic VAE baseline, an SO(3)-latent VAE trained on the
+observations alone, whose latent moves by the true action's rotation)."""
+CONTRASTIVE_VARIANTS = ("sen", "none", "full")
+"""The variants trained with the contrastive loss, all of which the grid domains and Reacher have."""
 
 
 def _frozen(mapping: Mapping | None = None) -> Mapping:
@@ -90,7 +94,11 @@ class Domain:
         ``object * len(names) + direction`` (grids); lets ``--actions up`` restrict collection.
     :param warmup: random unrecorded steps after each reset in the paper's datasets.
     :param episode_steps: recorded steps per episode in the paper's training sets.
-    :param goal: the goal task of the planners.
+    :param goal: the goal task of the planners (None: it has none, like the custom domain).
+    :param preset_batch_size: training batch size of a preset where the domain departs from
+        the trainer's default (``sen_rl.train.PRESET_TRAINING``), with the reason beside it.
+    :param env_net_kwargs: ``gym.make`` keywords that the networks read too (the custom domain's
+        ``symmetry``): copied from the env's keywords into the networks' (:meth:`net_kwargs_for`).
     """
 
     name: str
@@ -105,13 +113,15 @@ class Domain:
     act_on_latent: Callable[[Any, Any], Any]
     quarter_turn: Any
     eval_horizon: int
-    goal: GoalTask
+    goal: GoalTask | None
     preset_env_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
     net_kwargs: Mapping[str, Any] = field(default_factory=_frozen)
     traversals: tuple[tuple[str, int], ...] = ()
     direction_names: tuple[str, ...] | None = None
     warmup: int = 0
     episode_steps: int = 100
+    env_net_kwargs: tuple[str, ...] = ()
+    preset_batch_size: Mapping[str, int] = field(default_factory=_frozen)
 
     @property
     def goal_env_id(self) -> str:
@@ -131,6 +141,11 @@ class Domain:
 
         register_envs()
         return gym.make(self.env_id, **self.env_kwargs(preset, **overrides))
+
+    def net_kwargs_for(self, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Keywords of the networks builder for an env made with ``env_kwargs``: ``net_kwargs`` plus
+        the ``env_net_kwargs`` found in ``env_kwargs``."""
+        return {**self.net_kwargs, **{k: env_kwargs[k] for k in self.env_net_kwargs if k in env_kwargs}}
 
     def env_class(self) -> type:
         """The env's class (imports its module, and so MuJoCo for the rendered domains)."""
@@ -161,6 +176,12 @@ _SMALL_TURN = 2 * np.pi / 30  # Teapot's small actions
 _GRID_GOAL = GoalTask(success="exact", tolerance=0.0, goal_steps=5, max_steps=20)
 
 #: The table, keyed by env id.
+#: The grid transitions sit on a plateau (predicting no move) for a seed-dependent number of
+#: updates; at the cpu preset's 10-20 epochs, batch 256 leaves some seeds on it or just off
+#: it, undershooting every move, and their 10-step rollouts drift. Batch 64 (4x the updates,
+#: noisier) leaves it within 2-4 epochs: docs/RESULTS_findings.md, "multi-step drift".
+_GRID_CPU_BATCH = _frozen({"cpu": 64})
+
 DOMAINS: Mapping[str, Domain] = MappingProxyType(
     {
         d.env_id: d
@@ -173,7 +194,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 max_episode_steps=100,
                 group="C4",
                 nets="grid",
-                variants=VARIANTS,
+                variants=CONTRASTIVE_VARIANTS,
                 # drawn on cells of CELL pixels, which the cell-aligned SEN reads one at a time
                 net_kwargs=_frozen({"cell": SHAPES_CELL}),
                 act_on_embedding=groups.c4_act_on_embedding,
@@ -182,6 +203,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 eval_horizon=10,
                 direction_names=groups.GRID_DIRECTIONS,
                 goal=_GRID_GOAL,
+                preset_batch_size=_GRID_CPU_BATCH,
             ),
             Domain(
                 name="cubes",
@@ -191,13 +213,14 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 max_episode_steps=100,
                 group="C4",
                 nets="grid",
-                variants=VARIANTS,
+                variants=CONTRASTIVE_VARIANTS,
                 act_on_embedding=groups.c4_act_on_embedding,
                 act_on_latent=groups.c4_act_on_latent,
                 quarter_turn=groups.C4_QUARTER_TURN,
                 eval_horizon=10,
                 direction_names=groups.GRID_DIRECTIONS,
                 goal=_GRID_GOAL,
+                preset_batch_size=_GRID_CPU_BATCH,
             ),
             Domain(
                 name="teapot",
@@ -207,7 +230,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 max_episode_steps=100,
                 group="SO(3) (the cube's 24 rotations for tests and twins)",
                 nets="teapot",
-                variants=("sen", "none"),
+                variants=("sen", "none", "hvae"),
                 act_on_embedding=groups.so3_act_on_matrix,  # V = Z = SO(3): g @ z
                 act_on_latent=groups.so3_act_on_matrix,
                 quarter_turn=groups.SO3_QUARTER_TURN,
@@ -225,7 +248,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 max_episode_steps=50,
                 group="D4",
                 nets="reacher",
-                variants=VARIANTS,
+                variants=CONTRASTIVE_VARIANTS,
                 # the smoke and cpu networks take 64x64 frames; paper: the env's 128x128
                 preset_env_kwargs=_frozen({"smoke": {"size": 64}, "cpu": {"size": 64}}),
                 act_on_embedding=groups.d4_act_on_embedding,
@@ -242,6 +265,28 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
 
 ENV_IDS: tuple[str, ...] = tuple(DOMAINS)
 
+#: Any registered Gymnasium env that renders ``rgb_array``, seen as pixels, with a symmetry the
+#: user declares (:mod:`sen_rl.symmetry`): ``gym.make("SEN-Custom-v0", env=ID, symmetry="pkg:NAME")``.
+#: Not one of the paper's :data:`DOMAINS` (no goal task, no tables); ``domain_of`` knows it. The
+#: declared group is a subgroup of D4, written with D4's elements, so D4's actions on V and Z hold.
+CUSTOM = Domain(
+    name="custom",
+    title="Custom environment",
+    env_id="SEN-Custom-v0",
+    entry_point="sen_rl.envs.custom:CustomEnv",
+    max_episode_steps=1000,
+    group="declared: a subgroup of D4 (sen_rl.groups.PLANE_GROUPS)",
+    nets="generic",
+    variants=("sen", "none"),
+    act_on_embedding=groups.d4_act_on_embedding,
+    act_on_latent=groups.d4_act_on_latent,
+    quarter_turn=groups.D4_QUARTER_TURN,  # the evaluation falls back to another element without one
+    eval_horizon=1,
+    goal=None,
+    episode_steps=10,
+    env_net_kwargs=("symmetry",),
+)
+
 
 def domain_of(env_id: str) -> Domain:
     """The domain whose env or goal task is registered as ``env_id`` (``"sen_rl:"`` prefix allowed).
@@ -252,6 +297,8 @@ def domain_of(env_id: str) -> Domain:
     for d in DOMAINS.values():
         if key in (d.env_id, d.goal_env_id):
             return d
+    if key == CUSTOM.env_id:
+        return CUSTOM
     raise ValueError(f"{env_id!r} is not a sen-rl domain; known: {', '.join(ENV_IDS)} and their -Goal- tasks")
 
 
@@ -259,6 +306,8 @@ def register_envs() -> None:
     """Register every domain's env and its goal task (``Domain.goal_env_id``) with Gymnasium (idempotent)."""
     import gymnasium as gym
 
+    if CUSTOM.env_id not in gym.registry:
+        gym.register(id=CUSTOM.env_id, entry_point=CUSTOM.entry_point, max_episode_steps=CUSTOM.max_episode_steps)
     for d in DOMAINS.values():
         if d.env_id not in gym.registry:
             gym.register(id=d.env_id, entry_point=d.entry_point, max_episode_steps=d.max_episode_steps)
@@ -271,4 +320,15 @@ def register_envs() -> None:
             )
 
 
-__all__ = ["DOMAINS", "ENV_IDS", "PRESETS", "VARIANTS", "Domain", "GoalTask", "domain_of", "register_envs"]
+__all__ = [
+    "CONTRASTIVE_VARIANTS",
+    "CUSTOM",
+    "DOMAINS",
+    "ENV_IDS",
+    "PRESETS",
+    "VARIANTS",
+    "Domain",
+    "GoalTask",
+    "domain_of",
+    "register_envs",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -116,11 +117,12 @@ class WorldModel(nn.Module):
         self.obs_shape: tuple[int, ...] = tuple(obs_space.shape)
         self.action_space: gym.Space = action_space
         if config.net_kwargs is None:  # stored resolved, so a checkpoint never depends on later defaults
-            config.net_kwargs = dict(domain.net_kwargs)
+            config.net_kwargs = domain.net_kwargs_for(config.env_kwargs)
         nets: DomainNets = domain.nets_module().build(
             config.variant, config.preset, obs_space, action_space, **config.net_kwargs
         )
         self.embedding, self.encoder, self.transition = nets.embedding, nets.encoder, nets.transition
+        self.objective = nets.objective  # None: the contrastive loss below
         self.nets = nets
         self.latent_shape: tuple[int, ...] = tuple(int(n) for n in nets.info["latent_shape"])
         self.symmetry = ModelSymmetry(env_symmetry, domain)
@@ -249,13 +251,31 @@ class WorldModel(nn.Module):
             return norm * diff.reshape(diff.shape[0], diff.shape[1], -1).sum(-1).mean(1)
         return norm * diff.reshape(diff.shape[0], -1).sum(-1)
 
-    def loss(self, obs, action, next_obs, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """The contrastive loss on a batch of transitions (uint8 env observations), with its parts."""
+    def loss(
+        self,
+        obs,
+        action,
+        next_obs,
+        generator: torch.Generator | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The contrastive loss on a batch of transitions (uint8 env observations), with its parts.
+
+        A variant with its own objective (``DomainNets.objective``, e.g. Teapot's ``"hvae"`` ELBO)
+        returns that instead, computed on the same batch. ``gather`` (data-parallel training,
+        :mod:`sen_rl.distributed`) turns this process's rows of latents into the whole batch's, so
+        that the negatives and the mean are those of the global batch.
+        """
         both = [o if torch.is_tensor(o) else torch.as_tensor(np.asarray(o)) for o in (obs, next_obs)]
         x, _ = self._obs_tensor(torch.cat(both))
+        if self.objective is not None:
+            x_obs, x_next = x.chunk(2)
+            return self.objective(self, x_obs, self._action_tensor(action, (x_obs.shape[0],)), x_next, generator)
         z_all = self.encoder(self.embedding(x))
         z, z_next = z_all.chunk(2)
         pred = self._step(z, self._action_tensor(action, (z.shape[0],)))
+        if gather is not None:
+            z, z_next, pred = gather(z), gather(z_next), gather(pred)
         perm = torch.randperm(z.shape[0], generator=generator).to(z.device)
         positive = self.energy(pred, z_next).mean()
         negative = torch.relu(self.config.hinge - self.energy(z, z[perm])).mean()
@@ -313,7 +333,8 @@ def build_model(
     """A fresh world model for ``env_id``; ``env_kwargs`` default to what the preset implies.
 
     :param env_id: a sen-rl env id (``sen_rl.ENV_IDS``).
-    :param variant: ``"sen"``, ``"none"`` or ``"full"`` (``sen_rl.domains.VARIANTS``).
+    :param variant: ``"sen"``, ``"none"``, ``"full"`` or ``"hvae"`` (``sen_rl.domains.VARIANTS``;
+        each domain's ``variants`` says which it has).
     :param preset: ``"smoke"``, ``"cpu"`` or ``"paper"`` network sizes.
     :param env_kwargs: ``gym.make`` keywords of the env the model reads (e.g. ``{"size": 64}``).
     :param config: further :class:`ModelConfig` fields (``hinge``, ``sigma``, ``net_kwargs``).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sen_rl.domains import PRESETS, VARIANTS, check_choice  # noqa: F401  (re-exported for the nets)
+from sen_rl.domains import CONTRASTIVE_VARIANTS, PRESETS, VARIANTS, check_choice  # noqa: F401  (re-exported for the nets)
 
 
 @dataclass
@@ -36,6 +36,11 @@ class DomainNets:
         spaces, float32 for boxes).
     :param object_axis: latent axis that indexes objects (the energy averages over it), or None.
     :param equivariant: which of embedding/encoder/transition are exactly equivariant.
+    :param objective: None (train with the contrastive loss), or a module that is the variant's own
+        training loss (Teapot's ``"hvae"``: the ELBO): :meth:`sen_rl.model.WorldModel.loss` returns
+        ``objective(model, x, action, x_next, generator=generator)``, ``x`` and ``x_next`` float
+        ``[B, C, H, W]`` in [0, 1], a dict with ``"loss"`` and scalars to log. Its parameters
+        (e.g. a decoder) belong to the model: trained, saved and loaded with it.
     """
 
     embedding: nn.Module
@@ -45,6 +50,7 @@ class DomainNets:
     object_axis: int | None = None
     equivariant: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    objective: nn.Module | None = None
 
 
 def export_module(module: nn.Module) -> nn.Module:

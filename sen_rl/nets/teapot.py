@@ -39,10 +39,13 @@ clamped, ``v`` is projected out of ``u'`` twice (orthogonal to rounding), and wh
 continuous map from all pairs ``(u, v)`` to SO(3) exists, so the fallback is a jump and is
 not equivariant; it only fires on a set of tiny measure.
 
-``DomainNets.equivariant``: the encoder is the identity (trivially equivariant) in both
-variants, the embedding never is (it is learned), the transition only for ``"sen"``.
+``DomainNets.equivariant``: the encoder is the identity (trivially equivariant) in every
+variant, the embedding never is (it is learned), the transition for ``"sen"`` and ``"hvae"``
+(both MatMul), not for ``"none"``.
 
-Variants: ``"sen"`` ("Ours (MatMul)") and ``"none"``. There is no ``"full"`` variant: the
+Variants: ``"sen"`` ("Ours (MatMul)"), ``"none"`` and ``"hvae"``, the Homeomorphic VAE baseline
+(:mod:`sen_rl.nets.hvae`: its embedding is the VAE's posterior mean in ``"sen"``'s layout, its
+transition the same MatMul, and it trains with its own ELBO). There is no ``"full"`` variant: the
 action of 3D rotations on rendered pixels is unknown (it is not a pixel operation), so
 there is no equivariant CNN on pixels to build.
 """
@@ -56,7 +59,7 @@ from torch import nn
 from sen_rl.groups import TEAPOT_ACTION_MODES, TEAPOT_SMALL_ROTATIONS, axis_angle_to_matrix
 from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
 
-TEAPOT_VARIANTS = ("sen", "none")
+TEAPOT_VARIANTS = ("sen", "none", "hvae")
 N_SMALL_ACTIONS = len(TEAPOT_SMALL_ROTATIONS)
 
 #: Sizes per preset. ``channels``: the 4 stride-2 conv layers of S (4x4 kernels, padding 1,
@@ -256,6 +259,8 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
     height, width, channels = (int(s) for s in obs_space.shape)
     in_shape = (channels, height, width)
     mode = action_mode(action_space)
+    if variant == "hvae":
+        return _build_hvae(preset, in_shape, mode)
 
     if variant == "sen":
         embedding: nn.Module = SENEmbedding(in_shape, sizes["channels"], sizes["fc"])
@@ -287,6 +292,37 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
                 if equivariant
                 else ("one-hot [6]" if mode == "small" else "rotation vector [3]") + " concatenated with z (9)"
             ),
+            "sizes": dict(sizes),
+        },
+    )
+
+
+def _build_hvae(preset: str, in_shape: tuple[int, int, int], mode: str) -> DomainNets:
+    """The Homeomorphic VAE baseline: posterior-mean embedding, MatMul dynamics, the ELBO as its objective."""
+    from sen_rl.nets.hvae import HVAEEncoder, HVAEObjective  # hvae builds on this module's CNN: import late
+
+    sizes = PRESET_SIZES[preset]
+    return DomainNets(
+        embedding=HVAEEncoder(in_shape, sizes["channels"], sizes["fc"]),
+        encoder=nn.Identity(),
+        transition=MatMulTransition(mode),
+        predicts_delta=False,
+        object_axis=None,
+        equivariant={"embedding": False, "encoder": True, "transition": True},
+        objective=HVAEObjective(in_shape, sizes["channels"], sizes["fc"]),
+        info={
+            "domain": "teapot",
+            "variant": "hvae",
+            "preset": preset,
+            "group": "SO(3) (tested with the cube's 24 rotations)",
+            "actions": mode,
+            "input_shape": in_shape,
+            "embedding_shape": (3, 3),
+            "latent_shape": (3, 3),
+            "latent_layout": "z: [B, 3, 3], the HVAE posterior's mean rotation, columns [u', v', u' x v']; "
+            "rho_Z(g) z = g @ z",
+            "action_encoding": "MatMul: A(a) @ z, the true action's rotation (the HVAE learns no dynamics)",
+            "objective": "negative ELBO: Bernoulli pixels, uniform prior on SO(3), Lie-algebra Gaussian posterior",
             "sizes": dict(sizes),
         },
     )
