@@ -213,9 +213,10 @@ def load_authors_cubes(path: str | Path) -> Callable[[], torch.nn.Module]:
 def compare_with_authors(build_theirs: Callable[[], torch.nn.Module], batch: int, steps: int, warmup: int) -> dict:
     """Training steps of the authors' Cubes model and of ours (``paper``, ``sen``, fp32), interleaved, on the CPU.
 
-    ``build_theirs`` comes from :func:`load_authors_cubes`. Each side gets ``warmup`` untimed steps, then ``steps`` timed ones, alternating theirs and ours;
-    the medians give transitions per second. Data loading is counted for neither: theirs gets fixed
-    random float tensors, ours fixed random uint8 batches (its uint8-to-float conversion is counted).
+    ``build_theirs`` comes from :func:`load_authors_cubes`. Each side gets ``warmup`` untimed steps,
+    then ``steps`` timed ones, alternating theirs and ours; the medians give transitions per second.
+    Data loading is counted for neither: theirs gets fixed random float tensors, ours fixed random
+    uint8 batches (its uint8-to-float conversion is counted).
     Then each SEN alone is timed the same way (``sen_s``); ``ratio_bound`` is the authors' step time
     over our SEN's: the most our throughput can be of theirs while the SEN stays as it is.
     """

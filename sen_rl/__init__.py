@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import os
+
+# OpenMP threads that wait by spinning take the cores from each other whenever the machine runs
+# other jobs: a training step on 2 threads of a busy 2-core machine ran 6-20x slower than on one
+# (docs/benchmarks.md). Waiting passively costs nothing measurable there. OpenMP reads this when
+# torch loads it, so it only acts if sen_rl is imported first; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("sen-rl")

@@ -93,3 +93,40 @@ def test_teapot_plot_takes_either_action_space(tmp_path, actions):
     out = plots.teapot_traversals(str(ckpt), str(tmp_path / "traversals.png"))
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > im.height > 100
+
+
+def test_train_speed_authors_mode_names_what_is_wrong(tmp_path, capsys):
+    from benchmarks import train_speed
+
+    def error_of(path) -> str:
+        with pytest.raises(SystemExit) as exc:
+            train_speed.main(["--authors", str(path)])
+        assert exc.value.code == 2  # argparse's usage error, before any model is built
+        return capsys.readouterr().err
+
+    missing = tmp_path / "no-such-checkout"
+    err = error_of(missing)
+    assert f"--authors {missing}: no such directory" in err and "Clone the authors' repository" in err
+
+    # a folder that is not their repository: the files the mode needs are named
+    (tmp_path / "other").mkdir()
+    err = error_of(tmp_path / "other")
+    assert "not a checkout of the authors' code" in err and "sen/net/encoder.py" in err
+
+    # their files present, but importing a package this environment lacks: named, with the fix
+    fake = tmp_path / "fake"
+    for rel in train_speed.AUTHORS_FILES:
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text("import os\nimport torch\nfrom sen import utils\n")
+    (fake / "sen/net/encoder.py").write_text("import no_such_pkg_xyz.nn\nfrom sen import utils\n")
+    err = error_of(fake)
+    assert "imports no_such_pkg_xyz, not installed here" in err and "pip install no_such_pkg_xyz" in err
+    assert "torch" not in err.split("imports", 1)[1].split("not installed")[0]  # only what is missing
+
+
+def test_train_speed_authors_mode_rejects_other_settings(capsys):
+    from benchmarks import train_speed
+
+    with pytest.raises(SystemExit):
+        train_speed.main(["--authors", "x", "--preset", "cpu"])
+    assert "--authors compares SEN-Cubes-v0 sen, preset paper, fp32" in capsys.readouterr().err
