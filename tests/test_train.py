@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import sen_rl.data
 import sen_rl.train
 from sen_rl.data import CollectConfig, RolloutDataset, TransitionStream, collect, distinct_targets
 from sen_rl.model import WorldModel, load_model
@@ -131,7 +132,7 @@ def test_divergence_closes_the_dataset_and_the_writer(shapes_data, tmp_path, mon
     def nan_loss(self, *a, **kw):
         return {"loss": torch.tensor(float("nan"), requires_grad=True)}
 
-    monkeypatch.setattr(sen_rl.train, "RolloutDataset", SpyDataset)
+    monkeypatch.setattr(sen_rl.data, "RolloutDataset", SpyDataset)  # what train's open_rollouts opens
     monkeypatch.setattr(SummaryWriter, "close", spy_close)
     monkeypatch.setattr(WorldModel, "loss", nan_loss)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1"):
@@ -208,3 +209,23 @@ def test_validation_keeps_one_transition_per_distinct_target():
     obs, act = np.arange(10).reshape(5, 2), np.arange(5)
     o, a, n = distinct_targets((obs, act, nxt))
     assert a.tolist() == [0, 1, 3] and n.tolist() == [[1, 1], [2, 2], [3, 3]]
+
+
+def test_batch_size_defaults_to_the_domains_for_its_preset(shapes_data, tmp_path):
+    """The grid domains train the cpu preset at batch 64 (their plateau, sen_rl/domains.py); an
+    explicit batch size wins; a domain without an override keeps the trainer's default."""
+    from sen_rl.domains import domain_of
+
+    assert domain_of("SEN-Shapes-v0").preset_batch_size["cpu"] == 64
+    assert "cpu" not in domain_of("SEN-Teapot-v0").preset_batch_size
+    kw = dict(preset="cpu", batch_size=None, epochs=1, max_transitions=64, val_samples=4)
+    train(_cfg(shapes_data, tmp_path / "default", **kw), progress=False, log=False, verbose=False)
+    saved = torch.load(tmp_path / "default" / "last.pt", weights_only=False)["train_config"]
+    assert saved["batch_size"] == 64
+    kw["batch_size"] = 32
+    train(_cfg(shapes_data, tmp_path / "explicit", **kw), progress=False, log=False, verbose=False)
+    saved = torch.load(tmp_path / "explicit" / "last.pt", weights_only=False)["train_config"]
+    assert saved["batch_size"] == 32
+    assert sen_rl.train.PRESET_TRAINING["smoke"][1] == 64 and sen_rl.train.PRESET_TRAINING["cpu"][1] == 256
+    with pytest.raises(ValueError, match="less than one batch"):  # an epoch of nothing is refused up front
+        train(_cfg(shapes_data, tmp_path / "none", **{**kw, "max_transitions": 8}), progress=False, log=False)

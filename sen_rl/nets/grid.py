@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+from sen_rl.nets.base import CONTRASTIVE_VARIANTS, PRESETS, DomainNets, check_choice
 from sen_rl.nets.escnn_utils import EscnnNet, c4_gspace, import_escnn, r2conv
 
 #: Sizes per preset. ``cnn``: channels of the embedding CNN's hidden layers (for "full":
@@ -270,18 +270,22 @@ class GraphTransition(nn.Module):
 
     edge ``e_ij = edge_mlp([z_i, z_j])`` for ``i != j``, ``agg_i = sum_j e_ij``,
     ``delta z_i = node_mlp([z_i, action_i, agg_i])`` with ``action_i`` the per-object one-hot
-    ``[4]``. With ``equivariant=True`` every layer is a :class:`C4Linear` /
+    ``[4]``. With ``edge_action=True`` the edges read the acting object's action too,
+    ``e_ij = edge_mlp([z_i, z_j, action_i])``: whether object ``j`` blocks ``i``'s move is then
+    a function of one edge, instead of a product the node network must form from the summed
+    edges and the action, which C-SWM's layout learns slowly (docs/RESULTS_findings.md,
+    "multi-step drift"). With ``equivariant=True`` every layer is a :class:`C4Linear` /
     :class:`C4LayerNorm` (concatenation along the field axis keeps the regular layout), so T
     commutes with :func:`~sen_rl.groups.c4_act_on_latent` /
     :func:`~sen_rl.groups.c4_rotate_grid_action`; sharing across objects and the sum make
     it permutation-equivariant either way.
     """
 
-    def __init__(self, n_objects: int, latent_dim: int, hidden: int, equivariant: bool):
+    def __init__(self, n_objects: int, latent_dim: int, hidden: int, equivariant: bool, edge_action: bool = False):
         super().__init__()
-        self.n_objects = n_objects
+        self.n_objects, self.edge_action = n_objects, edge_action
         linear, norm = (_c4_linear, _c4_norm) if equivariant else (nn.Linear, nn.LayerNorm)
-        self.edge_mlp = _mlp(linear, norm, 2 * latent_dim, hidden, hidden)
+        self.edge_mlp = _mlp(linear, norm, 2 * latent_dim + (4 if edge_action else 0), hidden, hidden)
         self.node_mlp = _mlp(linear, norm, latent_dim + 4 + hidden, hidden, latent_dim)
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -289,7 +293,8 @@ class GraphTransition(nn.Module):
         act = action_one_hot(a, n_obj).to(z.dtype)
         zi = z.unsqueeze(2).expand(-1, -1, n_obj, -1)
         zj = z.unsqueeze(1).expand(-1, n_obj, -1, -1)
-        edges = self.edge_mlp(torch.cat([zi, zj], dim=-1))  # [B, K, K, hidden]
+        pair = [zi, zj, act.unsqueeze(2).expand(-1, -1, n_obj, -1)] if self.edge_action else [zi, zj]
+        edges = self.edge_mlp(torch.cat(pair, dim=-1))  # [B, K, K, hidden]
         off_diag = 1.0 - torch.eye(n_obj, dtype=z.dtype, device=z.device)  # no self-edges
         agg = (edges * off_diag[None, :, :, None]).sum(dim=2)
         return self.node_mlp(torch.cat([z, act, agg], dim=-1))
@@ -298,14 +303,18 @@ class GraphTransition(nn.Module):
 # --------------------------------------------------------------------------- build
 
 
-def build(variant: str, preset: str, obs_space, action_space, cell: int | None = None) -> DomainNets:
+def build(
+    variant: str, preset: str, obs_space, action_space, cell: int | None = None, edge_action: bool = False
+) -> DomainNets:
     """Networks of the grid domains (C4 x S_K); see the module docstring for the conventions.
 
     ``cell``: pictures drawn on a grid of ``cell``-pixel cells (2D Shapes): ``"sen"`` and
     ``"none"`` then use the cell-aligned :class:`CellCNN` (maps of one number per cell) instead
     of the 3x3 stack; ``"full"`` keeps its escnn CNN. ``None`` (3D Blocks): the 3x3 stack.
+    ``edge_action``: the transition's edges read the action (:class:`GraphTransition`); off in
+    checkpoints written before it existed.
     """
-    check_choice("variant", variant, VARIANTS)
+    check_choice("variant", variant, CONTRASTIVE_VARIANTS)
     check_choice("preset", preset, PRESETS)
     sizes = PRESET_SIZES[preset]
     height, width, channels = (int(s) for s in obs_space.shape)
@@ -330,7 +339,7 @@ def build(variant: str, preset: str, obs_space, action_space, cell: int | None =
     equivariant = variant != "none"
     enc_cls = OrbitEncoder if equivariant else PlainEncoder
     encoder = enc_cls(height, width, sizes["mlp"], c)
-    transition = GraphTransition(n_objects, latent_dim, sizes["hidden"], equivariant=equivariant)
+    transition = GraphTransition(n_objects, latent_dim, sizes["hidden"], equivariant, edge_action=edge_action)
 
     return DomainNets(
         embedding=embedding,

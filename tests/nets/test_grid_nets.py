@@ -237,6 +237,28 @@ def test_transition_permutation_equivariant(built, variant):
 
 
 @pytest.mark.parametrize("k", C4_ELEMENTS)
+def test_transition_with_action_on_the_edges_is_c4_and_permutation_equivariant(k):
+    """``edge_action=True`` (the edges read the acting object's action, one regular field more)
+    keeps both symmetries."""
+    torch.manual_seed(1)
+    t = grid.GraphTransition(K_OBJ, 8, 32, equivariant=True, edge_action=True).double().eval()
+    plain = grid.GraphTransition(K_OBJ, 8, 32, equivariant=True).double().eval()
+    assert t.edge_mlp[0].in_mult * 4 == plain.edge_mlp[0].in_mult * 4 + 4  # one regular field more
+    _, _, z, a = _batch()
+    with torch.no_grad():
+        lhs = t(c4_act_on_latent(k, z), c4_rotate_grid_action(k, a))
+        assert rel_err(lhs, c4_act_on_latent(k, t(z, a))) < 1e-10
+        perm = torch.randperm(K_OBJ, generator=torch.Generator().manual_seed(k))
+        inv = torch.argsort(perm)
+        assert rel_err(t(z[:, perm], inv[a // 4] * 4 + a % 4), t(z, a)[:, perm]) < 1e-10
+
+
+def test_grid_builder_passes_edge_action_on():
+    nets = grid.build("sen", "smoke", OBS, ACT, edge_action=True)
+    assert nets.transition.edge_action and not grid.build("sen", "smoke", OBS, ACT).transition.edge_action
+
+
+@pytest.mark.parametrize("k", C4_ELEMENTS)
 def test_full_whole_encoder_equivariant_on_pixels(k):
     """float32, random pixels: E(S(rot90(x, k))) == rho_Z(k) E(S(x)) through the escnn CNN."""
     torch.manual_seed(1)
