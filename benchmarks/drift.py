@@ -42,7 +42,6 @@ import torch
 from sen_rl.data import RolloutDataset
 from sen_rl.domains import domain_of
 from sen_rl.fileio import atomic_write_text
-from sen_rl.groups import GRID_DELTAS
 from sen_rl.metrics import ranks
 from sen_rl.model import load_model
 
@@ -103,7 +102,9 @@ def measure(model, z: torch.Tensor, acts: np.ndarray, states: np.ndarray, direct
         moved = (states[:, k] != states[:, k - 1]).reshape(n, -1).any(-1)
         step_true = (target - z[:, k - 1]).reshape(n, -1)[moved].double()
         step_pred = (teacher - z[:, k - 1]).reshape(n, -1)[moved].double()
-        move = (step_pred * step_true).sum(1) / step_true.pow(2).sum(1)
+        # a move the encoder does not see (the same latent before and after) has no share to score
+        seen = step_true.pow(2).sum(1) > 0
+        move = (step_pred * step_true).sum(1)[seen] / step_true.pow(2).sum(1)[seen]
         rows.append(
             {
                 "step": k,
@@ -133,11 +134,11 @@ def _kinds_of_moves(model, z, acts, states, directions, width) -> dict:
     true_step, pred_step = after - before, pred - before
     typical = true_step[torch.as_tensor(moved)].norm(dim=1).mean()
     kinds = {"free": moved, "blocked": ~moved}
-    if directions is not None:  # grid boards: object * n_directions + direction, states [objects, (row, col)]
-        obj, d = np.divmod(np.asarray(a, dtype=np.int64), len(directions))
-        target = s0[np.arange(len(a)), obj] + GRID_DELTAS[d]
-        off_board = ((target < 0) | (target >= width)).any(-1)
-        kinds.update({"blocked: board edge": ~moved & off_board, "blocked: other object": ~moved & ~off_board})
+    if directions is not None:  # a grid board (the domain table names its directions): the env's own rule
+        from sen_rl.envs.grid import off_board
+
+        edge = np.array([off_board(cells, action, width) for cells, action in zip(s0, a, strict=True)])
+        kinds.update({"blocked: board edge": ~moved & edge, "blocked: other object": ~moved & ~edge})
     out = {}
     for name, mask in kinds.items():
         idx = torch.as_tensor(np.where(mask)[0])
@@ -145,7 +146,8 @@ def _kinds_of_moves(model, z, acts, states, directions, width) -> dict:
             continue
         if name == "free":
             t, p_ = true_step[idx], pred_step[idx]
-            value = float(((p_ * t).sum(1) / t.pow(2).sum(1)).mean())
+            seen = t.pow(2).sum(1) > 0  # moves the encoder does not see have no share to score
+            value = float(((p_ * t).sum(1)[seen] / t.pow(2).sum(1)[seen]).mean())
         else:
             value = float(pred_step[idx].norm(dim=1).mean() / typical)
         out[name] = {"share": float(mask.mean()), "value": value}
@@ -159,7 +161,8 @@ def training_curve(checkpoint: str) -> list[float]:
     last = Path(checkpoint).with_name("last.pt")
     if not last.exists():
         return []
-    return [row["positive"] for row in read_checkpoint(last).get("history", [])]
+    # a variant with its own objective (hvae) has no positive term: no curve
+    return [row["positive"] for row in read_checkpoint(last).get("history", []) if "positive" in row]
 
 
 def plot(results: list[dict], labels: list[str], out: str) -> None:
@@ -223,7 +226,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write every result to this JSON file")
     p.add_argument("--plot", default=None, help="also draw the per-step accuracy and training curves (PNG)")
     p.add_argument(
-        "--labels", nargs="+", default=None, help="one legend label per checkpoint (default: its run folder)"
+        "--labels",
+        nargs="+",
+        default=None,
+        help="one legend label per checkpoint (default: the folder above its run folder: seeds share a colour)",
     )
     args = p.parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.checkpoints):

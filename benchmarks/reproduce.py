@@ -174,7 +174,8 @@ PUBLISHED = {
     ("reacher", "sen"): ["", "100", "94.1 +- 2.8", "1.29"],
 }
 
-#: (training episodes, evaluation episodes, epochs, batch) per preset; the paper's sizes for "paper"
+#: (training episodes, evaluation episodes, epochs, batch) per preset; the paper's sizes for "paper";
+#: a batch of None is the trainer's default for the domain and preset
 SIZES = {
     "smoke": {
         "teapot": (200, 20, 1, 64),
@@ -187,9 +188,9 @@ SIZES = {
     "cpu": {
         "teapot": (20000, 1000, 100, 256),
         "teapot_small": (20000, 1000, 10, 256),
-        # batch 64 on the grids: the domain's cpu batch (sen_rl.domains, "_GRID_CPU_BATCH")
-        "shapes_up": (20000, 1000, 10, 64),
-        "cubes_urd": (20000, 1000, 10, 64),
+        # batch None: the domain's own cpu batch (sen_rl.domains, preset_batch_size: 64 on the grids)
+        "shapes_up": (20000, 1000, 10, None),
+        "cubes_urd": (20000, 1000, 10, None),
         "reacher": (1000, 500, 10, 256),
         "reacher_pos": (1000, 500, 10, 256),
     },

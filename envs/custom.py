@@ -16,7 +16,8 @@ keywords) says how the group acts on the actions and, optionally, on the world s
 
 World state (``info["state"]``): the last ``frames`` states of the wrapped env, ``[frames, D]``
 (oldest first), read generically: ``concat(qpos, qvel)`` for MuJoCo environments, the
-``state`` attribute for the classic-control ones; ``[frames, 0]`` when neither exists (then
+``state`` attribute for the classic-control ones (which render with pygame, not installed by
+the set-up: ``pip install "gymnasium[classic-control]"``); ``[frames, 0]`` when neither exists (then
 no twins, no EE(S) and no state resets). ``render_state`` sets the wrapped env to each state,
 renders it through the same wrappers' functions and restores it, so the twin of the identity
 is the observation itself.
@@ -123,12 +124,13 @@ class CustomEnv(SymmetricEnv):
         except gym.error.Error as exc:
             raise ValueError(f"cannot make {env!r} with render_mode='rgb_array' and {kwargs}: {exc}") from None
         self._inner = inner
-        self._get_world, self._set_world = _world_state_io(inner.unwrapped)
         self.symmetry.check_actions(inner.action_space)
         self.action_space = inner.action_space
 
         # the pixel pipeline, all Gymnasium wrappers; render_state reuses their own functions
         self._render = gym.wrappers.AddRenderObservation(_KinematicsFirst(inner), render_only=True)
+        # after the wrapper's first reset: classic-control envs hold state = None until then
+        self._get_world, self._set_world = _world_state_io(inner.unwrapped)
         chain: gym.Env = self._render
         frame = self._render.observation_space  # AddRenderObservation rendered one frame to find it
         if len(frame.shape) != 3 or frame.shape[-1] != 3:

@@ -15,11 +15,22 @@ from sen_rl.envs.base import SymmetricEnv
 from sen_rl.groups import GRID_DELTAS, grid_symmetry
 
 
+def move_target(cells: np.ndarray, action: int) -> tuple[int, np.ndarray]:
+    """The moving object of ``action`` and the cell it heads for (possibly off the board)."""
+    obj, direction = divmod(int(action), 4)
+    return obj, cells[obj] + GRID_DELTAS[direction]
+
+
+def off_board(cells: np.ndarray, action: int, width: int) -> bool:
+    """Whether ``action`` would move its object off the board."""
+    _, new = move_target(cells, action)
+    return not (0 <= new[0] < width and 0 <= new[1] < width)
+
+
 def grid_step(cells: np.ndarray, action: int, width: int) -> np.ndarray:
     """The board after ``action``; blocked moves leave it unchanged."""
-    obj, direction = divmod(int(action), 4)
-    new = cells[obj] + GRID_DELTAS[direction]
-    if not (0 <= new[0] < width and 0 <= new[1] < width):
+    obj, new = move_target(cells, action)
+    if off_board(cells, action, width):
         return cells
     if any((new == cells[o]).all() for o in range(len(cells)) if o != obj):
         return cells

@@ -17,6 +17,8 @@ at the same global batch:
   the CPU, where that one refuses to run, :class:`CpuSyncBatchNorm`; escnn's ``InnerBatchNorm``
   holds torch batch norms, which are swapped the same way (:func:`sync_batch_norms`);
 - collectives time out (``--dist-timeout``) instead of hanging when a rank dies.
+
+A variant with its own objective (Teapot's ``hvae``) is refused under torchrun.
 """
 
 from __future__ import annotations

@@ -244,17 +244,29 @@ def _prepare_run(
     return payload
 
 
-def _precision(config: TrainConfig, device: torch.device, payload: dict | None) -> tuple[str, str]:
+def _precision(config: TrainConfig, device: torch.device, payload: dict | None, world: World) -> tuple[str, str]:
     """The precision this run trains in, and why: ``--amp`` as asked, or the machine's choice for ``auto``.
 
     A resumed ``auto`` run keeps the precision its checkpoint was trained in, so that moving a
-    run to another machine does not change its arithmetic half way.
+    run to another machine does not change its arithmetic half way; a checkpoint written before
+    precisions were stored was trained by the old rule (bf16 on CUDA, fp32 on the CPU). Under
+    torchrun rank 0 decides for every rank: ranks that measured differently would gather
+    latents of different dtypes.
     """
     config.amp = check_amp(config.amp)
-    saved = None if payload is None else payload.get("precision")
-    if config.amp == "auto" and saved is not None:
-        return saved, f"--amp auto: kept from {config.out}/last.pt"
-    return resolve_amp(config.amp, device)
+    if config.amp == "auto" and payload is not None:
+        saved = payload.get("precision")
+        if saved is not None:
+            return saved, f"--amp auto: kept from {config.out}/last.pt"
+        old = "bf16" if device.type == "cuda" else "fp32"
+        return old, f"--amp auto: {config.out}/last.pt predates stored precisions; its rule gave {old}"
+    choice = resolve_amp(config.amp, device) if world.rank == 0 or config.amp != "auto" else ("", "")
+    if world.parallel and config.amp == "auto":
+        shared = [choice]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        precision, why = shared[0]
+        return precision, why if world.rank == 0 else f"{why} (rank 0's choice)"
+    return choice
 
 
 class _Loss(nn.Module):
@@ -305,7 +317,13 @@ def _build(
     model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
     if tuple(model.obs_shape) != tuple(ds.obs_shape):
         raise ValueError(f"{ds.path} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
-    precision, why = _precision(config, device, payload)
+    if world.parallel and model.objective is not None:
+        # its loss is a per-row mean with its own noise: no gather makes N ranks equal one process
+        raise ValueError(
+            f"variant {config.variant!r} trains with its own objective, which is not data-parallel; "
+            "train it in one process (without torchrun)"
+        )
+    precision, why = _precision(config, device, payload, world)
     model.to(device)
     if use_channels_last(device, precision):
         model.to(memory_format=torch.channels_last)

@@ -229,3 +229,19 @@ def test_batch_size_defaults_to_the_domains_for_its_preset(shapes_data, tmp_path
     assert sen_rl.train.PRESET_TRAINING["smoke"][1] == 64 and sen_rl.train.PRESET_TRAINING["cpu"][1] == 256
     with pytest.raises(ValueError, match="less than one batch"):  # an epoch of nothing is refused up front
         train(_cfg(shapes_data, tmp_path / "none", **{**kw, "max_transitions": 8}), progress=False, log=False)
+
+
+def test_auto_precision_of_a_resumed_run_is_its_checkpoints(tmp_path):
+    """A resumed ``--amp auto`` run keeps its checkpoint's precision; one written before
+    precisions were stored was trained by the old rule (fp32 on the CPU), whatever this CPU is."""
+    from sen_rl.distributed import World
+
+    cfg = _cfg("unused.h5", tmp_path, amp="auto")
+    cpu = torch.device("cpu")
+    assert sen_rl.train._precision(cfg, cpu, {"precision": "bf16"}, World())[0] == "bf16"
+    precision, why = sen_rl.train._precision(cfg, cpu, {"config": {}}, World())
+    assert precision == "fp32" and "predates" in why
+    assert (
+        sen_rl.train._precision(_cfg("unused.h5", tmp_path, amp="bf16"), cpu, {"precision": "fp32"}, World())[0]
+        == "bf16"
+    )

@@ -322,7 +322,10 @@ def _build_hvae(preset: str, in_shape: tuple[int, int, int], mode: str) -> Domai
             "latent_layout": "z: [B, 3, 3], the HVAE posterior's mean rotation, columns [u', v', u' x v']; "
             "rho_Z(g) z = g @ z",
             "action_encoding": "MatMul: A(a) @ z, the true action's rotation (the HVAE learns no dynamics)",
-            "objective": "negative ELBO: Bernoulli pixels, uniform prior on SO(3), Lie-algebra Gaussian posterior",
+            "objective": (
+                "negative ELBO: Gaussian pixels (one learned scale), uniform prior on SO(3), "
+                "Lie-algebra Gaussian posterior"
+            ),
             "sizes": dict(sizes),
         },
     )
