@@ -110,12 +110,22 @@ def test_share_splits_every_batch_without_overlap():
 def test_two_processes_train_like_one_and_resume(shapes_data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     train(_cfg(str(shapes_data), str(one), 2), progress=False, log=False, verbose=False)
-    mp.start_processes(
+    ctx = mp.start_processes(
         _worker,
         args=(2, _free_ports(), str(shapes_data), str(two), -1, str(tmp_path / "error")),
         nprocs=2,
         start_method="spawn",
+        join=False,
     )
+    # bounded: a hang fails the test with the ranks' reports instead of stalling the suite
+    deadline = time.monotonic() + 180
+    for p in ctx.processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+    alive = [p for p in ctx.processes if p.is_alive()]
+    for p in alive:
+        p.kill()
+    reports = {f.name: f.read_text() for f in tmp_path.glob("error.*")}
+    assert not alive and all(p.exitcode == 0 for p in ctx.processes), (alive, reports)
     a = torch.load(one / "last.pt", weights_only=False)
     b = torch.load(two / "last.pt", weights_only=False)
     # the global loss of every epoch, and the validation on rank 0, as in one process
