@@ -243,9 +243,18 @@ def action_mode(action_space) -> str:
     raise ValueError(f"Teapot actions are Discrete(6) or Box(-pi, pi, (3,)) rotation vectors, got {action_space}")
 
 
-def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
-    """Networks of SEN-Teapot-v0; see the module docstring for the conventions."""
+#: what the "none" embedding outputs: "free" (9 unconstrained numbers) or "rotation" (the SEN's
+#: own Gram-Schmidt head, a rotation matrix, so the latent cannot shrink to a point)
+NONE_LATENTS = ("free", "rotation")
+
+
+def build(variant: str, preset: str, obs_space, action_space, none_latent: str = "free") -> DomainNets:
+    """Networks of SEN-Teapot-v0; see the module docstring for the conventions.
+
+    ``none_latent`` (:data:`NONE_LATENTS`) applies to ``"none"`` only.
+    """
     check_choice("variant", variant, VARIANTS)
+    check_choice("none_latent", none_latent, NONE_LATENTS)
     if variant == "full":
         raise ValueError(
             "Teapot has no 'full' variant: how 3D rotations act on the rendered pixels is unknown "
@@ -266,7 +275,10 @@ def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
         embedding: nn.Module = SENEmbedding(in_shape, sizes["channels"], sizes["fc"])
         transition: nn.Module = MatMulTransition(mode)
     else:
-        embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"])
+        if none_latent == "rotation":
+            embedding = SENEmbedding(in_shape, sizes["channels"], sizes["fc"])
+        else:
+            embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"])
         transition = MLPTransition(mode, sizes["hidden"])
     equivariant = variant == "sen"
 

@@ -296,3 +296,18 @@ def test_bad_choices_raise():
         build("sen", "smoke", OBS, gym.spaces.Discrete(4))
     with pytest.raises(ValueError, match="Box"):
         build("sen", "smoke", OBS, gym.spaces.Box(-1, 1, (2,), np.float32))
+
+
+def test_none_with_a_rotation_latent():
+    """``none_latent="rotation"``: the "none" embedding ends in the SEN's Gram-Schmidt head (a
+    rotation matrix), its transition stays the unconstrained MLP; anything else is refused."""
+    torch.manual_seed(0)
+    nets = build("none", "smoke", OBS, LARGE, none_latent="rotation")
+    x = to_float_image(torch.randint(0, 256, (4, 64, 64, 1), dtype=torch.uint8))
+    z = nets.encoder(nets.embedding(x))
+    assert_rotation(z, atol=1e-5)
+    assert nets.predicts_delta and not nets.equivariant["transition"]
+    plain = build("none", "smoke", OBS, LARGE).embedding(x)
+    assert not torch.allclose(plain.transpose(-1, -2) @ plain, torch.eye(3).expand(4, 3, 3), atol=1e-2)
+    with pytest.raises(ValueError, match="none_latent"):
+        build("none", "smoke", OBS, LARGE, none_latent="sphere")
