@@ -260,13 +260,12 @@ def _precision(config: TrainConfig, device: torch.device, payload: dict | None, 
             return saved, f"--amp auto: kept from {config.out}/last.pt"
         old = "bf16" if device.type == "cuda" else "fp32"
         return old, f"--amp auto: {config.out}/last.pt predates stored precisions; its rule gave {old}"
-    choice = resolve_amp(config.amp, device) if world.rank == 0 or config.amp != "auto" else ("", "")
     if world.parallel and config.amp == "auto":
-        shared = [choice]
+        shared = [resolve_amp(config.amp, device) if world.main else None]
         torch.distributed.broadcast_object_list(shared, src=0)
         precision, why = shared[0]
-        return precision, why if world.rank == 0 else f"{why} (rank 0's choice)"
-    return choice
+        return precision, why if world.main else f"{why} (rank 0's choice)"
+    return resolve_amp(config.amp, device)
 
 
 class _Loss(nn.Module):
