@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -34,22 +32,12 @@ import torch
 
 from sen_rl.domains import domain_of
 from sen_rl.fileio import atomic_write_text
+from sen_rl.hardware import cpu_info
 
 REACHER = "SEN-Reacher-v0"
 SHAPES = "SEN-Shapes-v0"
 #: the wrapper's overhead target on 2 cores (ms per env step, batch 1)
 TARGET_MS = 2.0
-
-
-def cpu_name() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({name})"
-    except OSError:
-        pass
-    return name
 
 
 def _step_times(env, actions) -> np.ndarray:
@@ -182,7 +170,7 @@ def main(argv=None) -> int:
     shapes = build_model(SHAPES, "sen", args.preset)
     reacher, shapes = reacher.export(), shapes.export()  # what the wrappers and the planner run
     reacher_kwargs = dict(reacher.config.env_kwargs)
-    cpu, cores = cpu_name(), os.cpu_count()
+    cpu, cores = cpu_info().model, os.cpu_count()
     rows, raw = [], []
     t_all = time.perf_counter()
     for threads in args.threads:

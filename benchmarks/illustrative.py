@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -74,6 +73,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from sen_rl.hardware import describe_machine
 
 #: where the ``cpu`` preset draws its picture when no ``--out`` is given
 TRACKED_PICTURE = Path(__file__).resolve().parents[1] / "docs" / "img" / "illustrative.png"
@@ -283,17 +284,6 @@ def run(preset: str | Preset, seeds: list[int], threads: int = 1) -> dict[int, d
         torch.set_num_threads(previous)
 
 
-def _cpu_name() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({name})"
-    except OSError:
-        pass
-    return name
-
-
 def report(results: dict[int, dict], preset_name: str, preset: Preset, command: str, wall: float, threads: int) -> str:
     """The markdown table: one row per seed and model, then the mean of every model."""
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
@@ -302,8 +292,7 @@ def report(results: dict[int, dict], preset_name: str, preset: Preset, command: 
         "",
         f"Command: `{command}`  ",
         f"Preset `{preset_name}`: {asdict(preset)}  ",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"(CPU capability {torch.backends.cpu.get_cpu_capability()}), {threads} torch thread(s); "
+        f"Machine: {describe_machine()}; {threads} torch thread(s); "
         f"load average at the end {os.getloadavg()[0]:.1f} (other jobs share the machine). "
         f"Training and evaluation took {wall:.1f} s.",
         "",

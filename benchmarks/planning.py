@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -299,14 +298,9 @@ def steps_table(results: dict, seeds: list[int], agents: list[str]) -> list[str]
 
 
 def machine() -> str:
-    import os
+    from sen_rl.hardware import describe_machine
 
-    import torch
-
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}"
-    )
+    return describe_machine()
 
 
 def check_table(checks: dict, seeds: list[int], agents: list[str]) -> list[str]:
