@@ -93,18 +93,17 @@ def measure(model, z: torch.Tensor, acts: np.ndarray, states: np.ndarray, direct
     for k in range(horizon):
         zt = model.predict(zt, acts[:, k])
         roll.append(zt)
+    # one step from every true latent, all steps in one call: [N, K, ...]
+    flat_acts = acts.reshape(n * horizon, *acts.shape[2:])
+    teachers = model.predict(z[:, :-1].reshape(n * horizon, *z.shape[2:]), flat_acts).reshape(n, horizon, *z.shape[2:])
     rows = []
     for k in range(1, horizon + 1):
-        target, pred = z[:, k], roll[k - 1]
-        teacher = model.predict(z[:, k - 1], acts[:, k - 1])
+        target, pred, teacher = z[:, k], roll[k - 1], teachers[:, k - 1]
         gap = _nearest_other(target, states[:, k]).mean()
         err = (pred - target).reshape(n, -1).norm(dim=1).double()
         moved = (states[:, k] != states[:, k - 1]).reshape(n, -1).any(-1)
         step_true = (target - z[:, k - 1]).reshape(n, -1)[moved].double()
         step_pred = (teacher - z[:, k - 1]).reshape(n, -1)[moved].double()
-        # a move the encoder does not see (the same latent before and after) has no share to score
-        seen = step_true.pow(2).sum(1) > 0
-        move = (step_pred * step_true).sum(1)[seen] / step_true.pow(2).sum(1)[seen]
         rows.append(
             {
                 "step": k,
@@ -112,22 +111,27 @@ def measure(model, z: torch.Tensor, acts: np.ndarray, states: np.ndarray, direct
                 "teacher": _hits(teacher, target),
                 "error": float(err.mean() / gap),
                 "error_p90": float(err.quantile(0.9) / gap),
-                "move": float(move.mean()),
+                "move": _move_share(step_pred, step_true),
                 "blocked": float(1.0 - moved.mean()),
                 "rollout|blocked": _hits(pred, target, np.where(~moved)[0]),
                 "rollout|free": _hits(pred, target, np.where(moved)[0]),
             }
         )
-    return {"steps": rows, "kinds": _kinds_of_moves(model, z, acts, states, directions, width)}
+    return {"steps": rows, "kinds": _kinds_of_moves(z, teachers, flat_acts, states, directions, width)}
 
 
-def _kinds_of_moves(model, z, acts, states, directions, width) -> dict:
-    """One-step predictions from the true latent, pooled over steps, by kind of move."""
-    n, horizon = acts.shape[:2]
+def _move_share(step_pred: torch.Tensor, step_true: torch.Tensor) -> float:
+    """Mean ``<p, t> / ||t||^2`` over rows: the share of each true latent move the prediction makes.
+    A move the encoder does not see (the same latent before and after) has no share to score."""
+    seen = step_true.pow(2).sum(1) > 0
+    return float(((step_pred * step_true).sum(1)[seen] / step_true.pow(2).sum(1)[seen]).mean())
+
+
+def _kinds_of_moves(z, teachers, a, states, directions, width) -> dict:
+    """One-step predictions from the true latent (``teachers``), pooled over steps, by kind of move."""
+    n, horizon = teachers.shape[:2]
     flat = lambda t: t.reshape(n * horizon, -1).double()  # noqa: E731
-    before, after = flat(z[:, :-1]), flat(z[:, 1:])
-    a = acts.reshape(n * horizon, *acts.shape[2:])
-    pred = flat(model.predict(z[:, :-1].reshape(n * horizon, *z.shape[2:]), a))
+    before, after, pred = flat(z[:, :-1]), flat(z[:, 1:]), flat(teachers)
     s0 = states[:, :-1].reshape(n * horizon, *states.shape[2:])
     s1 = states[:, 1:].reshape(n * horizon, *states.shape[2:])
     moved = (s0 != s1).reshape(n * horizon, -1).any(-1)
@@ -145,9 +149,7 @@ def _kinds_of_moves(model, z, acts, states, directions, width) -> dict:
         if len(idx) == 0:
             continue
         if name == "free":
-            t, p_ = true_step[idx], pred_step[idx]
-            seen = t.pow(2).sum(1) > 0  # moves the encoder does not see have no share to score
-            value = float(((p_ * t).sum(1)[seen] / t.pow(2).sum(1)[seen]).mean())
+            value = _move_share(pred_step[idx], true_step[idx])
         else:
             value = float(pred_step[idx].norm(dim=1).mean() / typical)
         out[name] = {"share": float(mask.mean()), "value": value}
