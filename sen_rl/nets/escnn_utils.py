@@ -46,8 +46,22 @@ def import_escnn() -> ModuleType:
         warnings.filterwarnings("ignore", message=r".*py3nj.*", category=UserWarning)
         import escnn.gspaces
         import escnn.nn
+    _deterministic_null_spaces(escnn)
     _index_labels_once(escnn)
     return escnn
+
+
+def _deterministic_null_spaces(escnn: ModuleType) -> None:
+    """Make escnn solve its kernel constraints with scipy's SVD even where scikit-learn is installed.
+
+    escnn 1.0.11 switches to scikit-learn's ``randomized_svd`` (unseeded) when it can import it.
+    Recent scikit-learn refuses the ``np.matrix`` escnn passes (TypeError at the first R2Conv),
+    and where it works the basis of each layer depends on the random draw, so a checkpoint's
+    ``weights`` would mean other filters on a machine with scikit-learn than without.
+    """
+    from escnn.group import _numerical
+
+    _numerical.randomized_svd = None
 
 
 def _index_labels_once(escnn: ModuleType) -> None:

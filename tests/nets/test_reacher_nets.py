@@ -329,3 +329,28 @@ def test_escnn_label_indexing_patch_gives_escnn_s_result():
     ftype = escnn.nn.FieldType(gs, reps)
     for labels in (["regular"] * 5 + ["trivial"] * 3 + ["regular"] * 2, [r.name for r in reps], list("abcdefghij")):
         assert utils.indexes_from_labels(ftype, labels) == utils.indexes_from_labels.escnn_original(ftype, labels)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # escnn hands np.matrix to the SVD
+def test_escnn_solves_kernel_bases_without_scikit_learn(monkeypatch):
+    """With scikit-learn importable, escnn would solve kernel constraints with its unseeded
+    randomized SVD, which recent releases refuse (np.matrix) and which makes a layer's basis, so
+    a checkpoint's weights, depend on the draw. import_escnn switches it back to scipy's SVD."""
+    escnn = import_escnn()
+    from escnn.group import _numerical
+
+    from sen_rl.nets.escnn_utils import _deterministic_null_spaces
+
+    def refusing_svd(*args, **kwargs):  # what recent scikit-learn does with escnn's np.matrix
+        raise TypeError("np.matrix is not supported")
+
+    monkeypatch.setattr(_numerical, "randomized_svd", refusing_svd)
+    rng = np.random.default_rng(0)
+    a = np.asmatrix(rng.normal(size=(5, 2)) @ rng.normal(size=(2, 3)))  # rank 2: a 1-dim kernel
+    with pytest.raises(TypeError):
+        _numerical.null(a, use_sparse=False)
+    _deterministic_null_spaces(escnn)
+    basis = _numerical.null(a, use_sparse=False)
+    assert basis.shape == (3, 1)
+    np.testing.assert_allclose(np.asarray(a) @ basis, 0, atol=1e-12)
+    np.testing.assert_array_equal(basis, _numerical.null(a, use_sparse=False))  # the same basis every time
