@@ -333,9 +333,7 @@ def _build(
     # -- resume: weights, optimiser, RNGs and history of the last finished epoch
     start_epoch, history, best_val = 0, [], math.inf
     if payload is not None:
-        model.eval()
-        model.load_state_dict(payload["model_state"])
-        model.train()
+        model.load_weights(payload["model_state"])
         optimizer.load_state_dict(payload["optimizer_state"])
         _set_rng_state(payload["rng"])
         start_epoch, history, best_val = payload["epoch"] + 1, payload["history"], payload["best_val"]

@@ -190,3 +190,28 @@ def test_checkpoints_of_version_0_1_0_still_load(name):
         np.testing.assert_allclose(z.numpy(), ref[f"{name}_z"][0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(z_next.numpy(), ref[f"{name}_z_next"][0], rtol=1e-5, atol=1e-6)
         assert not export or not any(type(m).__module__.startswith("escnn") for m in model.modules())
+
+
+def test_checkpoints_leave_out_escnn_s_expanded_filters(models, tmp_path):
+    """A checkpoint holds the weights, not the filters escnn derives from them in eval mode
+    (93% of a paper-size Reacher checkpoint); loading rebuilds those exactly."""
+    model = models[("SEN-Reacher-v0", "sen")].eval()
+    derived = set(model.state_dict()) - set(model.train().state_dict())
+    assert derived  # escnn's eval-mode buffers exist, so something is left out
+    model.eval()
+    path = model.save(tmp_path / "m.pt")
+    saved = torch.load(path, weights_only=True)["model_state"]
+    assert not derived & set(saved)
+    loaded = load_model(path)
+    for key in derived:
+        torch.testing.assert_close(loaded.state_dict()[key], model.state_dict()[key], rtol=0, atol=0)
+
+
+def test_a_state_with_unknown_entries_is_refused(models, tmp_path):
+    model = models[("SEN-Shapes-v0", "sen")]
+    path = model.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["model_state"]["encoder.not_a_layer.weight"] = torch.zeros(1)
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="not_a_layer"):
+        load_model(path)
