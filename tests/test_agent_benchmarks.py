@@ -210,3 +210,103 @@ def test_planning_smoke_tabulates_every_agent_on_the_same_goals(tmp_path):
     n_all = int(row.split("|")[2])
     hard = next(line for line in headline.splitlines() if line.startswith("| 0 |"))
     assert 0 < int(hard.split("|")[2]) <= n_all  # the unseen-direction goals are a subset of all goals
+
+
+def test_planning_splits_are_the_papers_and_fit_the_domain_table():
+    from benchmarks import planning, reproduce
+    from sen_rl.domains import domain_of, register_envs
+
+    register_envs()
+    # the unseen-action splits of benchmarks/reproduce.py, one experiment per grid domain
+    papers = {e.env_id: tuple(e.train_actions) for e in reproduce.EXPERIMENTS.values() if e.train_actions}
+    assert {env: s.seen for env, s in planning.SPLITS.items()} == papers
+    for env_id, split in planning.SPLITS.items():
+        domain = domain_of(env_id)
+        assert domain.goal is not None and domain.goal_env_id in gym.registry
+        assert set(split.seen) < set(domain.direction_names)
+    cubes = planning.SPLITS["SEN-Cubes-v0"]
+    assert [a.name for a in planning.agents(cubes)][3:5] == ["none (u,r,d)", "sen (u,r,d)"]
+    # 2D Shapes keeps its cache: workdir and the names in its file, run and evaluation keys
+    shapes = planning.SPLITS["SEN-Shapes-v0"]
+    assert shapes.workdir.format(preset="cpu") == "runs/planning/cpu" and shapes.data == "up"
+    workdirs = {s.workdir for s in planning.SPLITS.values()}
+    assert len(workdirs) == len(planning.SPLITS)
+
+
+def test_planning_tells_blocks_goals_that_need_a_direction_outside_up_right_down():
+    from benchmarks.planning import SPLITS, needs_unseen_direction
+
+    urd = SPLITS["SEN-Cubes-v0"].seen
+    start = np.array([[2, 2], [0, 0], [4, 4], [1, 3], [3, 1]])
+
+    def goal(*moves):
+        """``start`` with objects displaced: (object, (d_row, d_col)) pairs."""
+        out = start.copy()
+        for obj, delta in moves:
+            out[obj] += delta
+        return out
+
+    assert not needs_unseen_direction(start, start, urd)
+    assert not needs_unseen_direction(start, goal((0, (-2, 0)), (1, (0, 1)), (2, (-1, 0)), (3, (1, 0))), urd)
+    assert not needs_unseen_direction(start, goal((0, (1, 2))), urd)  # down and right
+    assert needs_unseen_direction(start, goal((1, (0, 1)), (4, (0, -1))), urd)  # object 4 ends left
+    assert needs_unseen_direction(start, goal((0, (-1, -1))), urd)  # up and left
+    # up only (2D Shapes): the same down/right goal needs unseen directions
+    assert needs_unseen_direction(start, goal((0, (1, 2))), SPLITS["SEN-Shapes-v0"].seen)
+
+    # 3D Blocks' own moves, from its info["state"]: exactly a left move leaves {up, right, down}
+    env = gym.make("SEN-Cubes-v0", size=16)
+    try:
+        for direction, name in enumerate(("up", "right", "down", "left")):
+            env.reset(options={"state": start})
+            *_, info = env.step(0 * 4 + direction)  # object 0 in the middle: every move is free
+            assert not np.array_equal(info["state"], start)
+            assert needs_unseen_direction(start, info["state"], urd) == (name == "left"), name
+    finally:
+        env.close()
+
+
+def test_planning_report_names_the_blocks_split():
+    """The report of 3D Blocks (made from hand-made results: no training) says which moves its models saw."""
+    import argparse
+
+    from benchmarks import planning
+
+    split = planning.SPLITS["SEN-Cubes-v0"]
+    names = [a.name for a in planning.agents(split)]
+    rows = [
+        {"success": s, "steps": 3, "decisions": 3, "decision_seconds": 0.01, "unseen": u}
+        for s, u in ((True, True), (False, True), (True, False), (True, False))
+    ]
+    results = {0: {a: rows for a in names}}
+    checks = {0: {a: None if a == "random" else {"seen": 0.1, "unseen": 0.2} for a in names}}
+    args = argparse.Namespace(env="SEN-Cubes-v0", seeds=[0], preset="smoke")
+    settings = {"goals": 4, "goal_steps": 5, "max_steps": 20, "horizon": 1, "method": "exhaustive"}
+    times = {"wall": 1.0, "train": 0.5, "eval": 0.5}
+    text = planning.report(results, checks, args, planning.PRESETS["smoke"], settings, times, times, "cmd")
+    head, rest = text.split("## All goals")
+    assert text.startswith("# Goal reaching on 3D Blocks") and "`SEN-Cubes-Goal-v0`" in text
+    assert "models trained on {up, right, down} never saw" in head and "points left." in head
+    header = next(line for line in head.splitlines() if line.startswith("| seed"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == list(planning.headline(split))
+    assert "| 0 | 2 |" in head and "| 0 | 4 |" in rest  # the unseen-direction goals, then all
+    assert "| model | up/right/down moves, seeds 0 | up/right/down, mean |" in rest
+    assert "Target, sen (u,r,d) >= 80% on the unseen-direction goals: MISSED (50.0% of 2" in rest
+
+
+def test_planning_evaluation_cache_is_per_domain(tmp_path):
+    """A cached evaluation written before the benchmark had other domains (no "env") is 2D Shapes'."""
+    from benchmarks import planning
+
+    agent = planning.Agent("random")
+    settings = {"goals": 1, "goal_steps": 5, "max_steps": 20, "horizon": 1, "transitions": 10, "epochs": 1}
+    path = tmp_path / "eval" / "seed0" / "random.json"
+    path.parent.mkdir(parents=True)
+    marker = [{"success": True, "steps": 7, "decisions": 7, "decision_seconds": 0.0, "unseen": True}]
+    key = {**settings, "agent": "random", "seed": 0}
+    path.write_text(json.dumps({"key": key, "episodes": marker, "check": None, "seconds": 1.0}))
+    rows, _, _ = planning.evaluate_agent(tmp_path, "SEN-Shapes-v0", agent, None, settings, 0, False)
+    assert rows == marker  # served from the cache
+    rows, _, _ = planning.evaluate_agent(tmp_path, "SEN-Cubes-v0", agent, None, settings, 0, False)
+    assert rows != marker and len(rows) == 1  # played on 3D Blocks
+    assert json.loads(path.read_text())["env"] == "SEN-Cubes-v0"
