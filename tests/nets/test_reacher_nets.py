@@ -89,7 +89,7 @@ def test_train_mode_backward(variant):
 
 
 def test_input_validation():
-    with pytest.raises(ValueError, match="preset 'cpu' takes 64 x 64"):
+    with pytest.raises(ValueError, match="preset 'cpu' takes 64..128 x 64..128"):
         reacher.build("sen", "cpu", OBS, ACT)
     with pytest.raises(ValueError, match="preset 'paper' takes 128 x 128"):
         reacher.build("sen", "paper", gym.spaces.Box(0, 255, (64, 64, 6), np.uint8), ACT)
