@@ -291,7 +291,7 @@ class WorldModel(nn.Module):
         """The weights to save: the train-mode state dict, on the CPU.
 
         In eval mode escnn adds each equivariant layer's expanded filter as a buffer, derived from
-        its weights: 93% of a paper-size Reacher state (289 MB instead of 15 MB). ``eval()``
+        its weights: 92% of a paper-size Reacher checkpoint (289 MB instead of 23 MB). ``eval()``
         rebuilds them from the weights, so a checkpoint leaves them out.
         """
         was_training = self.training
@@ -304,7 +304,8 @@ class WorldModel(nn.Module):
         """Load a saved state into this model (in its current mode).
 
         Checkpoints of sen-rl 0.1.0 before this change hold escnn's expanded filters too (the
-        eval-mode state dict): those entries are checked to be exactly that and dropped.
+        eval-mode state dict): entries whose keys escnn's eval mode adds are dropped, any other
+        unknown key is refused.
         """
         was_training = self.training
         self.train()

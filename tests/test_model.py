@@ -194,7 +194,7 @@ def test_checkpoints_of_version_0_1_0_still_load(name):
 
 def test_checkpoints_leave_out_escnn_s_expanded_filters(models, tmp_path):
     """A checkpoint holds the weights, not the filters escnn derives from them in eval mode
-    (93% of a paper-size Reacher checkpoint); loading rebuilds those exactly."""
+    (92% of a paper-size Reacher checkpoint); loading rebuilds those exactly."""
     model = models[("SEN-Reacher-v0", "sen")].eval()
     derived = set(model.state_dict()) - set(model.train().state_dict())
     assert derived  # escnn's eval-mode buffers exist, so something is left out
