@@ -4,15 +4,15 @@ best checkpoint scored on an evaluation set.
 
     python -m benchmarks.budget_curve "cpu, 64px, 10k, batch 64=runs/budget/b64_n1000" \\
         "paper, 128px, 20k, batch 256, H200=docs/results/reacher_paper_h200_seed0.json" \\
-        --eval data/reacher_eval_64.h5 --plot docs/img/reacher_budget.png
+        --eval data/reacher_eval_64.h5 data/reacher_eval_128.h5 --plot docs/img/reacher_budget.png
 
 A run is ``LABEL=PATH``: a run folder of ``sen-rl train`` (its ``last.pt`` holds the history,
 ``best.pt`` is evaluated), or a JSON file with ``train_history``, ``train_transitions`` and
 ``eval_best`` (a run made elsewhere, e.g. on a GPU, whose checkpoint is not here). The
 validation MRR is the trainer's: a fixed set of held-out training episodes, every transition
 of them, so states of one episode compete; the evaluation set has one transition per episode.
-Runs trained on other frame sizes need their own evaluation set: ``--eval`` applies to the
-run folders whose data match it, and a JSON run brings its own figures.
+Runs trained on other frame sizes need their own evaluation set: each run folder is scored on
+the ``--eval`` file whose observations match its own, and a JSON run brings its own figures.
 """
 
 from __future__ import annotations
@@ -72,23 +72,25 @@ def load_run(spec: str) -> Run:
     return Run(label, payload["history"], cfg["batch_size"], n, p / "best.pt")
 
 
-def evaluate_runs(runs: list[Run], eval_data: str | None, seed: int = 0) -> None:
-    """Score the best checkpoint of every run folder whose observations match ``eval_data``."""
-    if eval_data is None:
+def evaluate_runs(runs: list[Run], eval_sets: list[str] | None, seed: int = 0) -> None:
+    """Score the best checkpoint of every run folder on the first of ``eval_sets`` whose
+    observations have the run's shape (frame sizes differ between runs)."""
+    if not eval_sets:
         return
     from sen_rl.data import open_rollouts
     from sen_rl.evaluate import evaluate
     from sen_rl.model import load_model
 
-    shape = tuple(open_rollouts(eval_data).obs_shape)
+    shapes = {path: tuple(open_rollouts(path).obs_shape) for path in eval_sets}
     for run in runs:
         if run.checkpoint is None or run.scores is not None:
             continue
         model = load_model(run.checkpoint)
-        if tuple(model.obs_shape) != shape:
-            print(f"{run.label}: observations {tuple(model.obs_shape)} differ from {eval_data}'s {shape}: not scored")
+        match = [path for path, shape in shapes.items() if shape == tuple(model.obs_shape)]
+        if not match:
+            print(f"{run.label}: no evaluation set has its observations {tuple(model.obs_shape)}: not scored")
             continue
-        run.scores = evaluate(model, eval_data, seed=seed, hh_samples=0)
+        run.scores = evaluate(model, match[0], seed=seed, hh_samples=0)
 
 
 def table(runs: list[Run]) -> list[str]:
@@ -144,7 +146,9 @@ def main(argv=None) -> int:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("runs", nargs="+", help="LABEL=PATH: a sen-rl train run folder or a JSON run file")
-    p.add_argument("--eval", help="evaluation set (.h5) for the run folders' best checkpoints")
+    p.add_argument(
+        "--eval", nargs="+", help="evaluation set(s) (.h5) for the run folders' best checkpoints, one per frame size"
+    )
     p.add_argument("--plot", help="PNG of validation MRR against epochs and against updates")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
