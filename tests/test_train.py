@@ -212,12 +212,13 @@ def test_validation_keeps_one_transition_per_distinct_target():
 
 
 def test_batch_size_defaults_to_the_domains_for_its_preset(shapes_data, tmp_path):
-    """The grid domains train the cpu preset at batch 64 (their plateau, sen_rl/domains.py); an
+    """The grid domains and Teapot train the cpu preset at batch 64 (their plateau, sen_rl/domains.py); an
     explicit batch size wins; a domain without an override keeps the trainer's default."""
     from sen_rl.domains import domain_of
 
     assert domain_of("SEN-Shapes-v0").preset_batch_size["cpu"] == 64
-    assert "cpu" not in domain_of("SEN-Teapot-v0").preset_batch_size
+    assert domain_of("SEN-Teapot-v0").preset_batch_size["cpu"] == 64
+    assert "cpu" not in domain_of("SEN-Reacher-v0").preset_batch_size
     kw = dict(preset="cpu", batch_size=None, epochs=1, max_transitions=64, val_samples=4)
     train(_cfg(shapes_data, tmp_path / "default", **kw), progress=False, log=False, verbose=False)
     saved = torch.load(tmp_path / "default" / "last.pt", weights_only=False)["train_config"]
