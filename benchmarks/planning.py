@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reproduce import EXPERIMENTS as _PAPER_SPLITS
+
 
 @dataclass(frozen=True)
 class Split:
@@ -63,8 +65,10 @@ class Split:
 #: env id -> its split: the paper's (benchmarks/reproduce.py's shapes_up and cubes_urd experiments).
 #: 2D Shapes keeps the workdir and names it had when it was the only domain, so its cache stays valid.
 SPLITS = {
-    "SEN-Shapes-v0": Split(("up",), "up", "up", "runs/planning/{preset}"),
-    "SEN-Cubes-v0": Split(("up", "right", "down"), "urd", "u,r,d", "runs/planning/cubes/{preset}"),
+    "SEN-Shapes-v0": Split(tuple(_PAPER_SPLITS["shapes_up"].train_actions), "up", "up", "runs/planning/{preset}"),
+    "SEN-Cubes-v0": Split(
+        tuple(_PAPER_SPLITS["cubes_urd"].train_actions), "urd", "u,r,d", "runs/planning/cubes/{preset}"
+    ),
 }
 DEFAULT_ENV = "SEN-Shapes-v0"
 
