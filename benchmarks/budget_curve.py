@@ -64,9 +64,9 @@ def load_run(spec: str) -> Run:
         raise ValueError(f"{p} has no last.pt: not a sen-rl train run folder")
     payload = read_checkpoint(last)
     cfg = payload["train_config"]
-    ds = open_rollouts(cfg["data"])
-    train_eps, _ = split_episodes(ds.episodes, cfg["val_fraction"], cfg["seed"])
-    n = len(train_eps) * ds.steps
+    with open_rollouts(cfg["data"]) as ds:
+        train_eps, _ = split_episodes(ds.episodes, cfg["val_fraction"], cfg["seed"])
+        n = len(train_eps) * ds.steps
     if cfg.get("max_transitions"):
         n = min(n, cfg["max_transitions"])
     return Run(label, payload["history"], cfg["batch_size"], n, p / "best.pt")
@@ -81,7 +81,10 @@ def evaluate_runs(runs: list[Run], eval_sets: list[str] | None, seed: int = 0) -
     from sen_rl.evaluate import evaluate
     from sen_rl.model import load_model
 
-    shapes = {path: tuple(open_rollouts(path).obs_shape) for path in eval_sets}
+    shapes = {}
+    for path in eval_sets:
+        with open_rollouts(path) as ds:
+            shapes[path] = tuple(ds.obs_shape)
     for run in runs:
         if run.checkpoint is None or run.scores is not None:
             continue
