@@ -30,8 +30,14 @@ element ``g`` is a 3x3 rotation matrix):
   formula in torch, :func:`sen_rl.groups.axis_angle_to_matrix`); it predicts the
   next latent itself (``predicts_delta=False``) and is exactly equivariant:
   ``T(g z, g a g^-1) = g A(a) g^-1 g z = g T(z, a)``. It has no parameters.
-- **"none" transition**: a C-SWM MLP on ``[z (9), action]`` (one-hot ``[6]`` or the
-  rotation vector ``[3]``) predicting ``delta z [B, 3, 3]`` (``predicts_delta=True``).
+- **"none" embedding**: the same CNN with 9 unconstrained outputs and, C-SWM style, BatchNorm
+  after each convolution. Without it the latents of all frames start (and stay) within about
+  1e-3 of each other: the hinge's gradient vanishes there and the loss sits at 1.0
+  (docs/RESULTS_findings.md, Teapot).
+- **"none" transition**: a C-SWM MLP on ``[z (9), A(a) (9)]`` predicting ``delta z [B, 3, 3]``
+  (``predicts_delta=True``). It sees the action as its rotation matrix ``A(a)``, as MatMul
+  does: from the rotation vector it must also learn Rodrigues' formula, and then it never
+  left chance level on large actions.
 
 Gram-Schmidt (:func:`gram_schmidt`) is differentiable and never returns NaN: norms are
 clamped, ``v`` is projected out of ``u'`` twice (orthogonal to rounding), and when ``u`` is
@@ -124,14 +130,16 @@ class DownsamplingCNN(nn.Module):
     """4 conv layers (4x4 kernels, stride 2, padding 1, ReLU), then 3 FC layers (ReLU between).
 
     ``[B, C, H, W]`` -> ``[B, n_out]``; a 64x64 map ends as 4x4 before the FC layers.
+    ``batch_norm``: BatchNorm after each convolution (the "none" embedding's).
     """
 
-    def __init__(self, in_shape: tuple[int, int, int], channels, fc: int, n_out: int):
+    def __init__(self, in_shape: tuple[int, int, int], channels, fc: int, n_out: int, batch_norm: bool = False):
         super().__init__()
         c, h, w = in_shape
         layers: list[nn.Module] = []
         for ch in channels:
-            layers += [nn.Conv2d(c, ch, 4, stride=2, padding=1), nn.ReLU()]
+            norm = [nn.BatchNorm2d(ch)] if batch_norm else []
+            layers += [nn.Conv2d(c, ch, 4, stride=2, padding=1), *norm, nn.ReLU()]
             c = ch
             h, w = h // 2, w // 2
             if h < 1 or w < 1:
@@ -158,11 +166,15 @@ class SENEmbedding(nn.Module):
 
 
 class PlainEmbedding(nn.Module):
-    """The "none" embedding: the same CNN with 9 unconstrained outputs, shaped ``[B, 3, 3]`` (row-major)."""
+    """The "none" embedding: the same CNN with 9 unconstrained outputs, shaped ``[B, 3, 3]`` (row-major).
 
-    def __init__(self, in_shape, channels, fc: int):
+    ``batch_norm`` (default on): BatchNorm after each convolution, which keeps the frames' latents
+    apart at the start of training (see the module docstring).
+    """
+
+    def __init__(self, in_shape, channels, fc: int, batch_norm: bool = True):
         super().__init__()
-        self.cnn = DownsamplingCNN(in_shape, channels, fc, 9)
+        self.cnn = DownsamplingCNN(in_shape, channels, fc, 9, batch_norm=batch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cnn(x).reshape(-1, 3, 3)
@@ -199,13 +211,17 @@ class MLPTransition(nn.Module):
 
     Linear, ReLU, Linear, LayerNorm, ReLU, Linear.
 
-    The action enters as a one-hot ``[6]`` (small) or the rotation vector ``[3]`` (large).
+    ``action_input`` (:data:`NONE_ACTION_INPUTS`): ``"matrix"`` (default), the action's rotation
+    matrix ``A(a)`` flattened ``[9]``, the MatMul transition's own input; ``"vector"``, the
+    one-hot ``[6]`` (small) or the rotation vector ``[3]`` (large), as before that default.
     """
 
-    def __init__(self, mode: str, hidden: int):
+    def __init__(self, mode: str, hidden: int, action_input: str = "matrix"):
         super().__init__()
         self.mode = check_choice("actions", mode, TEAPOT_ACTION_MODES)
-        n_act = N_SMALL_ACTIONS if mode == "small" else 3
+        self.action_input = check_choice("none_action", action_input, NONE_ACTION_INPUTS)
+        self.matrix = MatMulTransition(mode) if action_input == "matrix" else None
+        n_act = 9 if self.matrix is not None else N_SMALL_ACTIONS if mode == "small" else 3
         self.net = nn.Sequential(
             nn.Linear(9 + n_act, hidden),
             nn.ReLU(),
@@ -216,6 +232,8 @@ class MLPTransition(nn.Module):
         )
 
     def encode_action(self, a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        if self.matrix is not None:
+            return self.matrix.action_matrix(a, dtype).reshape(a.shape[0], 9)
         if self.mode == "small":
             return F.one_hot(a.long(), N_SMALL_ACTIONS).to(dtype)
         return a.to(dtype)
@@ -225,7 +243,7 @@ class MLPTransition(nn.Module):
         return self.net(h).reshape(z.shape)
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}"
+        return f"mode={self.mode!r}, action_input={self.action_input!r}"
 
 
 # --------------------------------------------------------------------------- build
@@ -246,15 +264,30 @@ def action_mode(action_space) -> str:
 #: what the "none" embedding outputs: "free" (9 unconstrained numbers) or "rotation" (the SEN's
 #: own Gram-Schmidt head, a rotation matrix, so the latent cannot shrink to a point)
 NONE_LATENTS = ("free", "rotation")
+#: how the "none" transition sees the action: its rotation matrix, or the env's own encoding
+NONE_ACTION_INPUTS = ("matrix", "vector")
 
 
-def build(variant: str, preset: str, obs_space, action_space, none_latent: str = "free") -> DomainNets:
+def build(
+    variant: str,
+    preset: str,
+    obs_space,
+    action_space,
+    none_latent: str = "free",
+    none_batch_norm: bool = True,
+    none_action: str = "matrix",
+) -> DomainNets:
     """Networks of SEN-Teapot-v0; see the module docstring for the conventions.
 
-    ``none_latent`` (:data:`NONE_LATENTS`) applies to ``"none"`` only.
+    ``none_latent`` (:data:`NONE_LATENTS`), ``none_batch_norm`` (BatchNorm in the free latent's
+    CNN) and ``none_action`` (:data:`NONE_ACTION_INPUTS`) apply to ``"none"`` only. Their
+    defaults are the baseline; the others reproduce the ablation of docs/RESULTS_findings.md
+    and load "none" checkpoints made before they were the defaults (``net_kwargs=
+    {"none_batch_norm": False, "none_action": "vector"}``).
     """
     check_choice("variant", variant, VARIANTS)
     check_choice("none_latent", none_latent, NONE_LATENTS)
+    check_choice("none_action", none_action, NONE_ACTION_INPUTS)
     if variant == "full":
         raise ValueError(
             "Teapot has no 'full' variant: how 3D rotations act on the rendered pixels is unknown "
@@ -278,8 +311,8 @@ def build(variant: str, preset: str, obs_space, action_space, none_latent: str =
         if none_latent == "rotation":
             embedding = SENEmbedding(in_shape, sizes["channels"], sizes["fc"])
         else:
-            embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"])
-        transition = MLPTransition(mode, sizes["hidden"])
+            embedding = PlainEmbedding(in_shape, sizes["channels"], sizes["fc"], batch_norm=bool(none_batch_norm))
+        transition = MLPTransition(mode, sizes["hidden"], action_input=none_action)
     equivariant = variant == "sen"
 
     return DomainNets(
@@ -302,7 +335,14 @@ def build(variant: str, preset: str, obs_space, action_space, none_latent: str =
             "action_encoding": (
                 "MatMul: A(a) @ z"
                 if equivariant
-                else ("one-hot [6]" if mode == "small" else "rotation vector [3]") + " concatenated with z (9)"
+                else (
+                    "rotation matrix A(a) [9]"
+                    if none_action == "matrix"
+                    else "one-hot [6]"
+                    if mode == "small"
+                    else "rotation vector [3]"
+                )
+                + " concatenated with z (9)"
             ),
             "sizes": dict(sizes),
         },
