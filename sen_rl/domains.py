@@ -82,7 +82,9 @@ class Domain:
     :param variants: the world-model variants that exist for it.
     :param preset_env_kwargs: ``gym.make`` keywords each preset implies (Reacher's ``cpu``
         networks take 64x64 frames); a preset not listed uses the env's defaults.
-    :param net_kwargs: keywords of the networks builder that follow from the env, not the preset.
+    :param net_kwargs: keywords of the networks builder that follow from the env, not the preset,
+        and settings of a baseline that differ from the builder's defaults, which stay those of
+        older checkpoints (a checkpoint stores the keywords it was built with).
     :param act_on_embedding: ``rho_V(g) v``, the group's action on the embedding of the SEN
         (torch, batched), from :mod:`sen_rl.groups`; EE(S) measures the SEN against it.
     :param act_on_latent: ``rho_Z(g) z``, the group's action on the latent (torch, batched),
@@ -243,6 +245,10 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 # sooner and ranks better on every metric at 100 epochs (HH@1 84.6-98.0% over 3
                 # seeds against 81.3 +- 3.9%): docs/RESULTS_findings.md, Teapot
                 preset_batch_size=_frozen({"cpu": 64}),
+                # the "none" baseline: without BatchNorm its latents never leave a point, without the
+                # action's matrix it stays at chance on large actions (docs/RESULTS_findings.md,
+                # Teapot); here, not as the builder's defaults, so older checkpoints keep loading
+                net_kwargs=_frozen({"none_batch_norm": True, "none_action": "matrix"}),
             ),
             Domain(
                 name="reacher",

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import math
 import random
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,9 @@ class TrainConfig:
     """CPU threads for torch (0: leave torch's default; torchrun sets 1 per process)."""
     dist_timeout: float = 1800.0
     """Under torchrun: seconds a collective waits for the other processes before the job stops with an error."""
+    net_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keywords of the domain's network builder, on top of the domain table's (e.g. Teapot's ``{"none_batch_norm":
+    false}``, an ablation); a resumed run keeps its checkpoint's."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str | Path):  # one file, as a plain path
@@ -312,8 +316,21 @@ def _build(
     # -- model and optimiser
     torch.manual_seed(config.seed)
     # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
-    net_kwargs = None if payload is None else payload["config"].get("net_kwargs", {})
-    model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
+    if payload is not None:
+        net_kwargs = payload["config"].get("net_kwargs", {})
+    elif config.net_kwargs:
+        net_kwargs = {**domain_of(ds.env_id).net_kwargs_for(ds.env_kwargs), **config.net_kwargs}
+    else:
+        net_kwargs = None  # the domain's own
+    try:
+        model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
+    except TypeError as exc:  # an unknown --net-kwargs key reaches the builder as an unexpected keyword
+        if not config.net_kwargs or "keyword" not in str(exc):
+            raise
+        raise ValueError(
+            f"--net-kwargs {json.dumps(config.net_kwargs)}: {exc}; see the keywords of the domain's networks "
+            f"builder (sen_rl.nets.{domain_of(ds.env_id).nets}.build)"
+        ) from None
     if tuple(model.obs_shape) != tuple(ds.obs_shape):
         raise ValueError(f"{ds.path} holds observations {ds.obs_shape}, the model expects {model.obs_shape}")
     if world.parallel and model.objective is not None:

@@ -246,3 +246,23 @@ def test_auto_precision_of_a_resumed_run_is_its_checkpoints(tmp_path):
         sen_rl.train._precision(_cfg("unused.h5", tmp_path, amp="bf16"), cpu, {"precision": "fp32"}, World())[0]
         == "bf16"
     )
+
+
+def test_net_kwargs_go_on_top_of_the_domains_and_into_the_checkpoint(shapes_data, tmp_path):
+    """``--net-kwargs`` adds builder keywords to the domain table's; the checkpoint stores them all,
+    so it rebuilds alone; an unknown keyword is refused naming it and the builder."""
+    from sen_rl.domains import domain_of
+
+    result = train(
+        _cfg(shapes_data, tmp_path / "a", epochs=1, net_kwargs={"edge_action": True}),
+        progress=False,
+        log=False,
+        verbose=False,
+    )
+    domain_kwargs = dict(domain_of("SEN-Shapes-v0").net_kwargs)
+    assert domain_kwargs and "edge_action" not in domain_kwargs
+    model = load_model(result["best"])
+    assert model.config.net_kwargs == {**domain_kwargs, "edge_action": True}
+    assert model.nets.transition.edge_action
+    with pytest.raises(ValueError, match=r"edge_actoin.*sen_rl\.nets\.grid\.build"):
+        train(_cfg(shapes_data, tmp_path / "b", epochs=1, net_kwargs={"edge_actoin": True}), progress=False, log=False)

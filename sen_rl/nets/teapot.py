@@ -30,14 +30,15 @@ element ``g`` is a 3x3 rotation matrix):
   formula in torch, :func:`sen_rl.groups.axis_angle_to_matrix`); it predicts the
   next latent itself (``predicts_delta=False``) and is exactly equivariant:
   ``T(g z, g a g^-1) = g A(a) g^-1 g z = g T(z, a)``. It has no parameters.
-- **"none" embedding**: the same CNN with 9 unconstrained outputs and, C-SWM style, BatchNorm
-  after each convolution. Without it the latents of all frames start (and stay) within about
-  1e-3 of each other: the hinge's gradient vanishes there and the loss sits at 1.0
+- **"none" embedding**: the same CNN with 9 unconstrained outputs and, C-SWM style,
+  BatchNorm after each convolution (``none_batch_norm``; on in the domain table's
+  ``net_kwargs``). Without it the latents of all frames start (and stay) within about 1e-3
+  of each other: the hinge's gradient vanishes there and the loss sits at 1.0
   (docs/RESULTS_findings.md, Teapot).
 - **"none" transition**: a C-SWM MLP on ``[z (9), A(a) (9)]`` predicting ``delta z [B, 3, 3]``
   (``predicts_delta=True``). It sees the action as its rotation matrix ``A(a)``, as MatMul
-  does: from the rotation vector it must also learn Rodrigues' formula, and then it never
-  left chance level on large actions.
+  does (``none_action="matrix"``, the domain table's): from the rotation vector it must also
+  learn Rodrigues' formula, and then it never left chance level on large actions.
 
 Gram-Schmidt (:func:`gram_schmidt`) is differentiable and never returns NaN: norms are
 clamped, ``v`` is projected out of ``u'`` twice (orthogonal to rounding), and when ``u`` is
@@ -168,11 +169,11 @@ class SENEmbedding(nn.Module):
 class PlainEmbedding(nn.Module):
     """The "none" embedding: the same CNN with 9 unconstrained outputs, shaped ``[B, 3, 3]`` (row-major).
 
-    ``batch_norm`` (default on): BatchNorm after each convolution, which keeps the frames' latents
-    apart at the start of training (see the module docstring).
+    ``batch_norm``: BatchNorm after each convolution, which keeps the frames' latents apart at
+    the start of training (see the module docstring).
     """
 
-    def __init__(self, in_shape, channels, fc: int, batch_norm: bool = True):
+    def __init__(self, in_shape, channels, fc: int, batch_norm: bool = False):
         super().__init__()
         self.cnn = DownsamplingCNN(in_shape, channels, fc, 9, batch_norm=batch_norm)
 
@@ -211,12 +212,12 @@ class MLPTransition(nn.Module):
 
     Linear, ReLU, Linear, LayerNorm, ReLU, Linear.
 
-    ``action_input`` (:data:`NONE_ACTION_INPUTS`): ``"matrix"`` (default), the action's rotation
-    matrix ``A(a)`` flattened ``[9]``, the MatMul transition's own input; ``"vector"``, the
-    one-hot ``[6]`` (small) or the rotation vector ``[3]`` (large), as before that default.
+    ``action_input`` (:data:`NONE_ACTION_INPUTS`): ``"matrix"``, the action's rotation matrix
+    ``A(a)`` flattened ``[9]``, the MatMul transition's own input; ``"vector"``, the one-hot
+    ``[6]`` (small) or the rotation vector ``[3]`` (large).
     """
 
-    def __init__(self, mode: str, hidden: int, action_input: str = "matrix"):
+    def __init__(self, mode: str, hidden: int, action_input: str = "vector"):
         super().__init__()
         self.mode = check_choice("actions", mode, TEAPOT_ACTION_MODES)
         self.action_input = check_choice("none_action", action_input, NONE_ACTION_INPUTS)
@@ -274,16 +275,17 @@ def build(
     obs_space,
     action_space,
     none_latent: str = "free",
-    none_batch_norm: bool = True,
-    none_action: str = "matrix",
+    none_batch_norm: bool = False,
+    none_action: str = "vector",
 ) -> DomainNets:
     """Networks of SEN-Teapot-v0; see the module docstring for the conventions.
 
     ``none_latent`` (:data:`NONE_LATENTS`), ``none_batch_norm`` (BatchNorm in the free latent's
-    CNN) and ``none_action`` (:data:`NONE_ACTION_INPUTS`) apply to ``"none"`` only. Their
-    defaults are the baseline; the others reproduce the ablation of docs/RESULTS_findings.md
-    and load "none" checkpoints made before they were the defaults (``net_kwargs=
-    {"none_batch_norm": False, "none_action": "vector"}``).
+    CNN) and ``none_action`` (:data:`NONE_ACTION_INPUTS`) apply to ``"none"`` only. The
+    baseline is ``none_batch_norm=True, none_action="matrix"``, set in the domain table
+    (``sen_rl.domains``), so checkpoints store it; these defaults are the networks of the
+    "none" checkpoints written before (stored without the keywords), which collapse or stay
+    at chance level (docs/RESULTS_findings.md, Teapot).
     """
     check_choice("variant", variant, VARIANTS)
     check_choice("none_latent", none_latent, NONE_LATENTS)

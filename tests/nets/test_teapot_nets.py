@@ -330,19 +330,19 @@ def test_none_latents_start_apart_with_batch_norm():
     env.close()
     for seed in range(5):
         torch.manual_seed(seed)
-        assert _relative_spread(build("none", "cpu", OBS, LARGE).embedding(x)) > 0.1
+        assert _relative_spread(build("none", "cpu", OBS, LARGE, none_batch_norm=True).embedding(x)) > 0.1
         torch.manual_seed(seed)
-        assert _relative_spread(build("none", "cpu", OBS, LARGE, none_batch_norm=False).embedding(x)) < 0.01
+        assert _relative_spread(build("none", "cpu", OBS, LARGE).embedding(x)) < 0.01
 
 
 @pytest.mark.parametrize("action_space", [SMALL, LARGE], ids=["small", "large"])
 def test_none_transition_sees_the_action_as_its_rotation(action_space):
-    """By default the "none" MLP reads ``A(a)``: two rotation vectors of one rotation predict alike,
-    the env's own encoding (``none_action="vector"``) tells them apart; small actions read their
-    rotations too."""
+    """With ``none_action="matrix"`` the "none" MLP reads ``A(a)``: two rotation vectors of one
+    rotation predict alike, the env's own encoding (the builder's default, ``"vector"``) tells
+    them apart; small actions read their rotations too."""
     torch.manual_seed(0)
-    nets = build("none", "smoke", OBS, action_space)
-    vector = build("none", "smoke", OBS, action_space, none_action="vector")
+    nets = build("none", "smoke", OBS, action_space, none_action="matrix")
+    vector = build("none", "smoke", OBS, action_space)
     z = torch.randn(2, 3, 3)
     if action_space is SMALL:
         a = torch.tensor([0, 5])
@@ -357,3 +357,22 @@ def test_none_transition_sees_the_action_as_its_rotation(action_space):
     assert not torch.allclose(vector.transition(z, a1), vector.transition(z, a2), atol=1e-3)
     with pytest.raises(ValueError, match="none_action"):
         build("none", "smoke", OBS, LARGE, none_action="quaternion")
+
+
+def test_the_domain_tables_none_is_the_baseline_and_old_checkpoints_load(tmp_path):
+    """``build_model`` builds the baseline (BatchNorm, action matrix) and stores its keywords; a
+    "none" checkpoint stored without them (written before) rebuilds the networks it was made with."""
+    from sen_rl.model import build_model, load_model
+
+    model = build_model("SEN-Teapot-v0", "none", "smoke", env_kwargs={"actions": "large"})
+    assert model.config.net_kwargs == {"none_batch_norm": True, "none_action": "matrix"}
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert model.nets.transition.action_input == "matrix"
+
+    old = build_model("SEN-Teapot-v0", "none", "smoke", env_kwargs={"actions": "large"}, net_kwargs={})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())
+    old.save(tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.nets.transition.action_input == "vector"
+    for (name, a), b in zip(old.saved_state().items(), loaded.saved_state().values(), strict=True):
+        assert torch.equal(a, b), name
