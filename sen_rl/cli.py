@@ -214,10 +214,29 @@ def _announce_resume(cfg) -> None:
         print(f"resuming {last} from epoch {following}" + (f" of {total}" if total is not None else ""))
 
 
+#: train settings that must match the checkpoint a run resumes: not given again, they come from it
+RESUME_KEEPS = ("variant", "preset", "seed", "lr_schedule")
+
+
+def _resolve_resume_keeps(args) -> None:
+    """Fill the :data:`RESUME_KEEPS` options left out: from ``OUT/last.pt`` with --resume, else the defaults."""
+    from sen_rl.model import read_checkpoint
+    from sen_rl.train import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    last = Path(args.out) / "last.pt"
+    # a missing checkpoint is left for train() to report
+    saved = read_checkpoint(last).get("train_config", {}) if args.resume and last.exists() else {}
+    for key in RESUME_KEEPS:
+        if getattr(args, key) is None:
+            setattr(args, key, saved.get(key, defaults[key]))
+
+
 def cmd_train(args) -> int:
     from sen_rl.distributed import launched_world
     from sen_rl.train import TrainConfig, train
 
+    _resolve_resume_keeps(args)
     cfg = config_from_args(TrainConfig, args)
     if args.resume and launched_world().main:
         _announce_resume(cfg)
@@ -397,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train")
     add_config_options(p, TrainConfig, choices=choices)
+    for action in p._actions:  # their default is resolved in cmd_train: a resumed run keeps its checkpoint's
+        if action.dest in RESUME_KEEPS:
+            shown = f"(default: {action.default})"
+            action.help = action.help.replace(shown, f"(default: {action.default}; with --resume, the checkpoint's)")
+            action.default = None
     p.add_argument(
         "--resume",
         action="store_true",

@@ -71,7 +71,7 @@ class TrainConfig:
     out: str
     """Run folder: checkpoints and TensorBoard logs."""
     variant: str = "sen"
-    """``sen``, ``none`` or ``full``."""
+    """``sen``, ``none``, ``full`` or ``hvae`` (those of the data's domain: ``sen_rl.domains``)."""
     preset: str = "cpu"
     """``smoke``, ``cpu`` or ``paper``: network sizes and default epochs/batch."""
     epochs: int | None = None

@@ -12,6 +12,7 @@ import sen_rl.train
 from sen_rl import cli
 from sen_rl.data import CollectConfig, RolloutDataset
 from sen_rl.domains import DOMAINS, ENV_IDS, PRESETS, VARIANTS
+from sen_rl.model import read_checkpoint
 from sen_rl.train import LR_SCHEDULES, TrainConfig, TrainingDiverged
 
 EXTRAS = {
@@ -200,16 +201,22 @@ def test_collect_train_resume_end_to_end(tmp_path, capsys):
     with RolloutDataset(data) as ds:
         assert ds.episodes == 8 and set((ds.actions[:] % 4).ravel().tolist()) == {0}
 
-    train = ["train", "--data", str(data), "--out", str(run), "--preset", "smoke", "--batch-size", "8"]
+    train = ["train", "--data", str(data), "--out", str(run), "--batch-size", "8"]
     train += ["--device", "cpu", "--threads", "1"]
-    assert cli.main([*train, "--epochs", "1"]) == 0
+    assert cli.main([*train, "--epochs", "1", "--variant", "none", "--preset", "smoke", "--seed", "3"]) == 0
     out, err = capsys.readouterr()
     assert "epoch 1/1:" in out and "checkpoints:" in out and "\r" not in err
     assert cli.main([*train, "--epochs", "1"]) == 2  # a run is there: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err
+    # variant, preset and seed not given again come from the checkpoint; given, they must match it
+    assert cli.main([*train, "--resume", "--variant", "sen", "--epochs", "2"]) == 2
+    assert "variant='none', not 'sen'" in capsys.readouterr().err
     assert cli.main([*train, "--epochs", "2", "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"resuming {run / 'last.pt'} from epoch 2 of 2" in out and "epoch 2/2:" not in out
+    saved = read_checkpoint(run / "last.pt")
+    assert saved["epoch"] == 1 and saved["config"]["variant"] == "none" and saved["config"]["preset"] == "smoke"
+    assert saved["train_config"]["seed"] == 3
 
 
 def test_plan_smoke_checkpoint_writes_json(tmp_path, capsys):
