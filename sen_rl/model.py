@@ -369,9 +369,17 @@ def build_model(
     return WorldModel(ModelConfig(env_id=env_id, variant=variant, preset=preset, env_kwargs=env_kwargs, **config))
 
 
+try:  # numpy >= 1.26; numpy.core warns from numpy 2 on
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # older numpy 1.x
+    from numpy.core.multiarray import _reconstruct
+
 # numpy's legacy RNG state (np.random.get_state) inside older training checkpoints is an
-# ndarray; these rebuild arrays and dtypes only, so allowing them runs no foreign code
-_NUMPY_GLOBALS = [np.core.multiarray._reconstruct, np.ndarray, np.dtype] + [
+# ndarray; these rebuild arrays and dtypes only, so allowing them runs no foreign code. A pickle
+# names the array builder by the module of the numpy that wrote it (numpy.core in 1.x,
+# numpy._core in 2.x): both names are allowed, so a checkpoint loads under either.
+_NUMPY_GLOBALS = [(_reconstruct, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")]
+_NUMPY_GLOBALS += [np.ndarray, np.dtype] + [
     type(np.dtype(t)) for t in ("uint32", "int64", "float64", "float32", "uint8", "bool")
 ]
 

@@ -1,6 +1,7 @@
 """The world model of every domain and variant: loss, save/load, export, equivariance via the public API."""
 
 import os
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 import sen_rl
-from sen_rl.model import build_model, load_model
+from sen_rl.model import build_model, load_model, read_checkpoint
 
 CASES = [
     ("SEN-Shapes-v0", "sen"),
@@ -215,3 +216,21 @@ def test_a_state_with_unknown_entries_is_refused(models, tmp_path):
     torch.save(payload, path)
     with pytest.raises(ValueError, match="not_a_layer"):
         load_model(path)
+
+
+def test_numpy_arrays_in_checkpoints_load_whichever_numpy_wrote_them():
+    """A pickled ndarray names its builder by the writing numpy's module: ``numpy.core`` (1.x, the
+    v0.1.0 fixtures) or ``numpy._core`` (2.x: ``numpy2_rng_state.pt``, written by numpy 2.4.6 with a
+    legacy RNG state inside). Both load."""
+    import pickletools
+
+    names = {}
+    for path in (OLD / "v0_1_0_shapes_sen_smoke.pt", OLD / "numpy2_rng_state.pt"):
+        with zipfile.ZipFile(path) as z:
+            data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+        names[path.name] = {arg for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL" and "numpy" in arg}
+        read_checkpoint(path)  # no refusal
+    assert "numpy.core.multiarray _reconstruct" in names["v0_1_0_shapes_sen_smoke.pt"]
+    assert "numpy._core.multiarray _reconstruct" in names["numpy2_rng_state.pt"]
+    state = read_checkpoint(OLD / "numpy2_rng_state.pt")["rng"]["numpy"]
+    assert state[0] == "MT19937" and np.array_equal(state[1], np.random.RandomState(0).get_state()[1])
