@@ -103,11 +103,52 @@ def _jsonable(value: Any) -> Any:
     """Reset infos hold numpy arrays and scalars: as JSON lists and numbers."""
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
+    if isinstance(value, float) and value != value:  # nan: JSON has no such number
+        return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan when either side is constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def goal_metric_check(model, env, goals: int, seed: int) -> dict[str, float]:
+    """Does the model's energy to the goal latent order starts as the task's goal distance does?
+
+    On the starts and goals of the seed's episodes (the same resets as ``run_goal_episodes``):
+    the rank correlation of ``model.energy(E(start), E(goal))`` with ``goal_distance(start, goal)``
+    over all of them (``all``) and over the nearer half (``near``), where the planner finishes.
+    A planner can only home in as finely as this ordering allows.
+    """
+    import torch
+
+    from sen_rl.agents.planning import _episode_seeds
+
+    obs, goal_obs, distance = [], [], []
+    for i in range(goals):
+        o, info = env.reset(seed=_episode_seeds(seed, i)[0])
+        obs.append(o)
+        goal_obs.append(info["goal_observation"])
+        distance.append(info["distance"])
+    with torch.inference_mode():
+        energy = model.energy(model.encode(np.stack(obs)), model.encode(np.stack(goal_obs))).cpu().numpy()
+    distance = np.asarray(distance, dtype=np.float64)
+    near = distance <= np.median(distance)
+    return {
+        "all": rank_correlation(energy, distance),
+        "near": rank_correlation(energy[near], distance[near]),
+        "median_distance": float(np.median(distance)),
+    }
 
 
 def play(
@@ -126,7 +167,8 @@ def play(
     :param planner: keywords of :class:`LatentMPC` (horizon, method).
     :param log: called with a line after each agent and seed (None: silent).
     :returns: ``env_id``, ``env_kwargs``, ``goal_steps``, ``planner`` (the LatentMPC's repr) and
-        ``episodes``: label -> per seed, the :class:`GoalEpisode` list; ``random`` last.
+        ``episodes``: label -> per seed, the :class:`GoalEpisode` list; ``random`` last;
+        ``metric_check``: label -> per seed, :func:`goal_metric_check` (not for ``random``).
     """
     import gymnasium as gym
 
@@ -139,6 +181,7 @@ def play(
     goal_steps = goal_steps or domain.goal.goal_steps
     seeds = len(next(iter(agents.values())))
     episodes: dict[str, list] = {label: [] for label in [*agents, RANDOM]}
+    checks: dict[str, list] = {label: [] for label in agents}
     shown = None
     # one env for all: every episode resets it with a seed of its own, so goals do not depend on order
     env = gym.make(domain.goal_env_id, goal_steps=goal_steps, **env_kwargs)
@@ -150,6 +193,7 @@ def play(
                 else:
                     model = load_model(agents[label][seed], export=True)
                     agent = LatentMPC(model, env.action_space, seed=seed, **(planner or {}))
+                    checks[label].append(goal_metric_check(model, env, goals, seed))
                     shown = shown or repr(agent)
                 played = run_goal_episodes(env, agent, goals, seed=seed, progress=progress)
                 episodes[label].append(played)
@@ -164,6 +208,7 @@ def play(
         "goal_steps": goal_steps,
         "planner": shown,
         "episodes": episodes,
+        "metric_check": checks,
     }
 
 
@@ -197,6 +242,15 @@ def success_table(summary: dict[str, dict]) -> list[str]:
     return lines
 
 
+def metric_table(checks: dict[str, list[dict]]) -> list[str]:
+    """Markdown rows: per agent, the mean over seeds of :func:`goal_metric_check`'s correlations."""
+    lines = ["| agent | rank correlation, all starts | nearer half | median goal distance |", "|---|---|---|---|"]
+    for label, per_seed in checks.items():
+        mean = {k: float(np.mean([c[k] for c in per_seed])) for k in ("all", "near", "median_distance")}
+        lines.append(f"| {label} | {mean['all']:.2f} | {mean['near']:.2f} | {mean['median_distance']:.3g} |")
+    return lines
+
+
 def report(result: dict, summary: dict, agents: dict[str, list[Path]], settings: dict) -> str:
     from sen_rl.domains import domain_of
 
@@ -217,6 +271,12 @@ def report(result: dict, summary: dict, agents: dict[str, list[Path]], settings:
         f"goals for every agent), and over all {settings['goals'] * seeds} episodes with its 95% Wilson interval.",
         "",
         *success_table(summary),
+        "",
+        "Does the model's energy to the goal latent order the starts as the goal distance does? Spearman's "
+        "rank correlation over each seed's starts and goals, all of them and the nearer half (goal distance at "
+        "most the median), where the planner must home in; mean over seeds (per seed in the JSON).",
+        "",
+        *metric_table(result["metric_check"]),
         "",
         f"Goal task: `{domain.goal_env_id}`{kwargs}, goals {result['goal_steps']} random steps from the start, "
         f"success {task.success} (goal distance <= {task.tolerance:g}), budget {task.max_steps} steps.  ",
@@ -330,6 +390,7 @@ def main(argv=None) -> int:
             "planner": result["planner"],
             "checkpoints": {label: [str(p) for p in paths] for label, paths in agents.items()},
             "agents": summary,
+            "metric_check": _jsonable(result["metric_check"]),
             # start and goal of every episode: what makes the rows comparable, checkable afterwards
             "episodes": {
                 label: [

@@ -44,7 +44,9 @@ def run(ckpts, tmp_path_factory):
 def test_table_has_a_row_per_agent_and_random_and_what_was_run(run):
     printed, text, data = run
     assert text in printed  # the same markdown goes to stdout and --out
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| agent")]
+    lines = text.splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("| agent | seed 0")))
+    rows = lines[first + 2 : lines.index("", first)]  # the success table's rows (the metric table follows)
     assert [r.split(" | ")[0][2:] for r in rows] == ["sen", "none", "random"]
     for row in rows:
         label = row.split(" | ")[0][2:]
@@ -136,3 +138,36 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as e:
         pc.main(argv)
     assert e.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_rank_correlation_on_hand_made_cases():
+    x = [0.1, 0.5, 0.2, 0.9]
+    assert pc.rank_correlation(x, [1, 5, 2, 9]) == pytest.approx(1.0)  # same order, other scale
+    assert pc.rank_correlation(x, [9, 1, 5, 0]) == pytest.approx(-1.0)
+    assert pc.rank_correlation(x, [3, 3, 3, 3]) != pc.rank_correlation(x, [3, 3, 3, 3])  # nan: constant
+
+
+class _PixelModel:
+    """A stand-in model: the latent is the picture, the energy the squared pixel distance."""
+
+    def encode(self, obs):
+        return torch.as_tensor(obs.reshape(len(obs), -1), dtype=torch.float64)
+
+    def energy(self, z, z_goal):
+        return (z - z_goal).square().sum(-1)
+
+
+def test_metric_check_reads_the_episodes_starts_and_goals(ckpts, run):
+    """The check sees the same starts and goals as the episodes (its median distance is theirs), and
+    its correlations are within [-1, 1] and in the JSON."""
+    import numpy as np
+
+    env = gym.make("SEN-Shapes-Goal-v0")
+    check = pc.goal_metric_check(_PixelModel(), env, GOALS, seed=1)
+    played = run_goal_episodes(env, RandomAgent(env.action_space, seed=0), GOALS, seed=1)
+    env.close()
+    assert check["median_distance"] == np.median([e.reset_info["distance"] for e in played])
+    assert all(-1 <= check[k] <= 1 for k in ("all", "near") if check[k] == check[k])
+    _, text, data = run
+    assert set(data["metric_check"]) == {"sen", "none"} and len(data["metric_check"]["sen"]) == SEEDS
+    assert "rank correlation, all starts" in text
