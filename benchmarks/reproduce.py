@@ -3,6 +3,7 @@
     python -m benchmarks.reproduce --preset cpu                        # everything, 3 seeds
     python -m benchmarks.reproduce --preset cpu --only shapes_up       # one table
     python -m benchmarks.reproduce --preset paper --device cuda        # published sizes, GPU
+    python -m benchmarks.reproduce --preset cpu --jobs 2               # 2 runs at once, processes of cores // 2 threads
 
 Datasets go to ``data/reproduce/<preset>/``, runs to ``runs/reproduce/<preset>/<experiment>/
 <variant>/seed<k>/`` with their ``eval.json``; both are reused when present, so an
@@ -22,12 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -244,9 +249,22 @@ def datasets(exp: Experiment, preset: str, root: Path) -> tuple[Path, Path]:
 
 
 def run_one(
-    exp: Experiment, variant: str, seed: int, preset: str, data: tuple[Path, Path], runs: Path, device: str, amp: str
+    exp: Experiment,
+    variant: str,
+    seed: int,
+    preset: str,
+    data: tuple[Path, Path],
+    runs: Path,
+    device: str,
+    amp: str,
+    threads: int = 0,
+    jobs: int = 1,
 ) -> dict:
-    """Train (or resume) one model and evaluate its best checkpoint; results cached in eval.json."""
+    """Train (or resume) one model and evaluate its best checkpoint; results cached in eval.json.
+
+    ``threads``: torch's CPU threads (0: its default). ``jobs``: the ``--jobs`` it runs under, recorded
+    with its start and end times so that a table's wall time can be told from its eval.json files.
+    """
     from sen_rl.evaluate import evaluate
     from sen_rl.model import load_model
     from sen_rl.train import TrainConfig, train
@@ -267,15 +285,92 @@ def run_one(
         seed=seed,
         device=device,
         amp=amp,
+        threads=threads,
     )
+    started = time.time()  # wall clock, comparable across the processes of --jobs
     t0 = time.perf_counter()
     train(cfg, resume=(out / "last.pt").exists(), progress=False, verbose=False)
     train_s = time.perf_counter() - t0
     model = load_model(out / "best.pt")
     res = evaluate(model, data[1], horizon=exp.horizon, seed=seed)
     res["train_seconds"] = train_s
+    res.update(started=started, finished=time.time(), jobs=jobs)
     atomic_write_text(result_path, json.dumps(res, indent=1, default=float))
     return res
+
+
+class Run(NamedTuple):
+    """One run, as :func:`run_task` takes it: names and paths, so that it pickles to a worker process."""
+
+    experiment: str
+    variant: str
+    seed: int
+    preset: str
+    data: tuple[Path, Path]
+    runs: Path
+    device: str
+    amp: str
+    threads: int = 0
+    jobs: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.experiment} {self.variant} seed {self.seed}"
+
+    @property
+    def cached(self) -> bool:
+        return (self.runs / self.experiment / self.variant / f"seed{self.seed}" / "eval.json").exists()
+
+
+def run_task(run: Run) -> dict:
+    """:func:`run_one` by experiment name: what a ``--jobs`` worker process runs."""
+    if run.threads:
+        import torch
+
+        torch.set_num_threads(run.threads)  # training sets it too, but a resumed run may only evaluate
+    return run_one(EXPERIMENTS[run.experiment], *run[1:])
+
+
+def worker_threads(jobs: int) -> int:
+    """Torch threads of each run under ``--jobs``: the cores shared out, at least one each.
+
+    0 (torch's default, which honours OMP_NUM_THREADS) for one run at a time: the behaviour
+    before --jobs existed.
+    """
+    return 0 if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
+def completed_runs(runs: list[Run], jobs: int) -> Iterator[tuple[Run, dict]]:
+    """Each run with its results, as it finishes: in this process one after another for ``jobs`` 1
+    and for cached runs, else in a pool of ``jobs`` processes. A failing run raises with its name."""
+    fresh = []
+    for run in runs:
+        if jobs > 1 and not run.cached:
+            fresh.append(run)
+            continue
+        try:
+            result = run_task(run)
+        except Exception as exc:
+            raise RuntimeError(f"run {run} failed: {exc}") from exc
+        yield run, result
+    if not fresh:
+        return
+    # spawn, not fork: torch's threads and MuJoCo's rendering contexts do not survive a fork
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_task, run): run for run in fresh}
+        try:
+            for future in as_completed(futures):
+                run = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    raise RuntimeError(f"run {run} failed: {exc}") from exc
+                yield run, result
+        finally:  # a failure (or an interrupt): drop the queued runs; leaving the pool waits for the running
+            for f in futures:
+                f.cancel()  # no-op for a run already going or done
+            running = [str(run) for f, run in futures.items() if not f.done()]
+            if running:
+                print(f"waiting for the runs still going to finish: {', '.join(running)}", file=sys.stderr, flush=True)
 
 
 def _fmt(values: list[float], scale: float) -> str:
@@ -293,6 +388,24 @@ def train_seconds(per_variant: dict) -> tuple[float, int]:
     """Total training time of an experiment's runs (from their eval.json) and the number of runs."""
     runs = [r for rs in per_variant.values() for r in rs]
     return sum(r.get("train_seconds", 0) for r in runs), len(runs)
+
+
+def wall_time(per_variant: dict) -> str:
+    """``wall <time> with --jobs N`` for an experiment's runs, from their eval.json; "" where a run lacks the times.
+
+    The time is the length of the union of the runs' (start, end) spans: from the first run
+    starting to the last finishing when they ran in one go, without the pauses of a run that was
+    interrupted and continued later (or of a table completed across several invocations).
+    """
+    runs = [r for rs in per_variant.values() for r in rs]
+    if not runs or not all("started" in r for r in runs):
+        return ""  # runs from before these records, or none
+    total, end = 0.0, float("-inf")
+    for start, finish in sorted((r["started"], r["finished"]) for r in runs):
+        total += max(0.0, finish - max(start, end))
+        end = max(end, finish)
+    jobs = ", ".join(str(j) for j in sorted({r.get("jobs", 1) for r in runs}))
+    return f"wall {_duration(total)} with --jobs {jobs}"
 
 
 def write_results(all_results: dict, preset: str, seeds: list, command: str, out: Path) -> None:
@@ -332,7 +445,9 @@ def write_results(all_results: dict, preset: str, seeds: list, command: str, out
             if pub:
                 lines.append(f"| {variant} (paper) | " + " | ".join(pub[: len(exp.columns)]) + " |")
         seconds, _ = train_seconds(per_variant)
-        lines += ["", f"Training time, all runs of this table: {_duration(seconds)}.", ""]
+        wall = wall_time(per_variant)
+        wall = f" ({wall})" if wall else ""
+        lines += ["", f"Training time, all runs of this table: {_duration(seconds)}{wall}.", ""]
     notes = out.with_name(out.stem + "_findings.md")  # hand-written analysis kept beside the tables
     if notes.exists():
         lines += ["", notes.read_text()]
@@ -362,6 +477,14 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="auto")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train and evaluate up to N runs at once, each in its own process on max(1, cores // N) torch "
+        "threads (default 1: one after another, in this process); with --device cuda the N processes share the GPU",
+    )
+    p.add_argument(
         "--results",
         help="write the tables here (default: docs/RESULTS.md for a full cpu or paper run, "
         "else WORKDIR/runs/reproduce/PRESET/RESULTS.md)",
@@ -371,6 +494,9 @@ def main(argv=None) -> int:
         "--workdir", default=".", help="datasets go to WORKDIR/data/reproduce, runs to WORKDIR/runs/reproduce"
     )
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
+    args.seeds = list(dict.fromkeys(args.seeds))  # a seed twice would be one run folder trained twice at once
 
     workdir = Path(args.workdir)
     data_root = workdir / "data/reproduce" / args.preset
@@ -379,7 +505,11 @@ def main(argv=None) -> int:
     # --cached-only only re-tabulates: record the command that trains what it shows
     given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--cached-only"]
     command = ("python -m benchmarks.reproduce " + " ".join(given)).strip()
-    all_results: dict = {}
+    # every experiment's datasets first, then its runs, in table order (the order --jobs 1 runs them)
+    threads = worker_threads(args.jobs)
+    all_results: dict = {}  # filled one experiment at a time, when all its runs are done
+    variants: dict = {}
+    todo: list[Run] = []
     for name in args.only or EXPERIMENTS:
         exp = EXPERIMENTS[name]
         if args.cached_only:
@@ -387,20 +517,42 @@ def main(argv=None) -> int:
         else:
             data = datasets(exp, args.preset, data_root)
         all_results[name] = {}
-        for variant in exp.variants:
-            if args.variants and variant not in args.variants:
-                continue
-            all_results[name][variant] = []
+        variants[name] = [v for v in exp.variants if not args.variants or v in args.variants]
+        for variant in variants[name]:
             for seed in args.seeds:
-                if args.cached_only and not (runs / name / variant / f"seed{seed}" / "eval.json").exists():
+                run = Run(name, variant, seed, args.preset, data, runs, args.device, args.amp, threads, args.jobs)
+                if args.cached_only and not run.cached:
                     continue
-                r = run_one(exp, variant, seed, args.preset, data, runs, args.device, args.amp)
-                all_results[name][variant].append(r)
-                shown = ", ".join(f"{label} {r[key] * scale:.3g}" for label, key, scale in exp.columns if key in r)
-                print(f"{name} {variant} seed {seed}: {shown}", flush=True)
+                todo.append(run)
+
+    def table_done(name: str) -> None:
+        # the table's results in run order, whatever order the runs finished in
+        all_results[name] = {
+            v: [done[r] for r in todo if (r.experiment, r.variant) == (name, v)] for v in variants[name]
+        }
         seconds, n_runs = train_seconds(all_results[name])
-        print(f"{name}: training time {_duration(seconds)}, {n_runs} runs in all", flush=True)
+        wall = wall_time(all_results[name])
+        print(
+            f"{name}: training time {_duration(seconds)}, {n_runs} runs in all" + (f", {wall}" if wall else ""),
+            flush=True,
+        )
         write_results(all_results, args.preset, args.seeds, command, out)  # after each table: nothing lost
+
+    done: dict = {}
+    left = {name: sum(r.experiment == name for r in todo) for name in all_results}
+    t0 = time.perf_counter()
+    for name in [n for n, k in left.items() if not k]:
+        table_done(name)
+    for run, r in completed_runs(todo, args.jobs):
+        done[run] = r
+        shown = ", ".join(
+            f"{label} {r[key] * scale:.3g}" for label, key, scale in EXPERIMENTS[run.experiment].columns if key in r
+        )
+        print(f"{run}: {shown}", flush=True)
+        left[run.experiment] -= 1
+        if not left[run.experiment]:
+            table_done(run.experiment)
+    print(f"all tables: wall {_duration(time.perf_counter() - t0)} with --jobs {args.jobs} (runs only, not datasets)")
     print(f"tables written to {out} ({why})")
     return 0
 

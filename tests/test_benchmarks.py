@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end at tiny sizes and write what they promise."""
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,67 @@ def test_reproduce_smoke_writes_the_table(tmp_path, capsys):
     assert eval_json.stat().st_mtime_ns == stamp
     assert f"tables written to {results}" in capsys.readouterr().out
     assert results.read_text().split("\n## ", 1)[1] == text.split("\n## ", 1)[1]  # the same tables
+
+
+def test_reproduce_jobs_gives_the_results_of_one_run_at_a_time(tmp_path, monkeypatch, capsys):
+    import json
+    import re
+    import shutil
+
+    import torch
+
+    assert reproduce.worker_threads(1) == 0  # torch's default, as before --jobs
+    assert reproduce.worker_threads(2) == max(1, (os.cpu_count() or 1) // 2)
+    assert reproduce.worker_threads(10**6) == 1
+    # one thread in both runs whatever the cores: float sums, so the results, change with the thread count
+    monkeypatch.setattr(reproduce, "worker_threads", lambda jobs: 1)
+    threads = torch.get_num_threads()
+    args = ["--preset", "smoke", "--only", "shapes_up", "--variants", "none", "sen", "--seeds", "0", "1"]
+    args += ["--device", "cpu"]
+    try:
+        assert reproduce.main([*args, "--workdir", str(tmp_path / "one")]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the --jobs 1 runs set it in this process
+    shutil.copytree(tmp_path / "one/data", tmp_path / "two/data")  # the same datasets, not collected again
+    capsys.readouterr()
+    assert reproduce.main([*args, "--workdir", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "shapes_up: training time " in out and ", 4 runs in all, wall " in out and " with --jobs 2\n" in out
+    assert "all tables: wall " in out
+
+    def tables(workdir):
+        text = (workdir / "runs/reproduce/smoke/RESULTS.md").read_text().split("\n## ", 1)[1]
+        # training and wall times differ from run to run; every figure of the table must not
+        return re.sub(r"Training time, .*", "", text), re.search(r"Training time, .*", text)[0]
+
+    one, two = tables(tmp_path / "one"), tables(tmp_path / "two")
+    assert one[0] == two[0] and "| sen (ours, 2 seeds) |" in two[0]
+    assert re.fullmatch(r"Training time, all runs of this table: \d+ s \(wall \d+ s with --jobs 1\)\.", one[1])
+    assert re.fullmatch(r"Training time, all runs of this table: \d+ s \(wall \d+ s with --jobs 2\)\.", two[1])
+    apart = {"train_seconds", "started", "finished", "jobs", "data"}  # times, and the path of each workdir's dataset
+    for variant in ("none", "sen"):
+        for seed in (0, 1):
+            rel = f"runs/reproduce/smoke/shapes_up/{variant}/seed{seed}/eval.json"
+            a, b = (json.loads((tmp_path / w / rel).read_text()) for w in ("one", "two"))
+            assert (a["jobs"], b["jobs"]) == (1, 2) and b["finished"] > b["started"]
+            assert {k: v for k, v in a.items() if k not in apart} == {k: v for k, v in b.items() if k not in apart}
+
+
+def test_reproduce_jobs_below_one_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        reproduce.main(["--preset", "smoke", "--jobs", "0", "--workdir", str(tmp_path)])
+    assert exc.value.code == 2 and "--jobs must be at least 1, got 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before collecting anything
+
+
+def test_reproduce_wall_time_is_the_union_of_the_runs_spans():
+    runs = {"sen": [{"started": 0, "finished": 100, "jobs": 2}, {"started": 50, "finished": 200, "jobs": 2}]}
+    assert reproduce.wall_time(runs) == "wall 3 min with --jobs 2"
+    # a run finished an hour later (an interrupted table, continued): the pause is no wall time
+    runs["none"] = [{"started": 3800, "finished": 3860, "jobs": 1}]
+    assert reproduce.wall_time(runs) == "wall 4 min with --jobs 1, 2"
+    runs["full"] = [{"hits@1": 1.0}]  # an eval.json from before --jobs: no wall time to tell
+    assert reproduce.wall_time(runs) == "" and reproduce.wall_time({}) == ""
 
 
 def test_reproduce_tables_go_to_the_tracked_file_only_for_a_full_run(tmp_path):
