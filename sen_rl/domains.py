@@ -245,8 +245,8 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 # sooner and ranks better on every metric at 100 epochs (HH@1 84.6-98.0% over 3
                 # seeds against 81.3 +- 3.9%): docs/RESULTS_findings.md, Teapot
                 preset_batch_size=_frozen({"cpu": 64}),
-                # the "none" baseline: without BatchNorm its latents never leave a point, without the
-                # action's matrix it stays at chance on large actions (docs/RESULTS_findings.md,
+                # the "none" baseline: without BatchNorm its latents start at a point and stay there,
+                # without the action's matrix it learns less than half as fast (docs/RESULTS_findings.md,
                 # Teapot); here, not as the builder's defaults, so older checkpoints keep loading
                 net_kwargs=_frozen({"none_batch_norm": True, "none_action": "matrix"}),
             ),
