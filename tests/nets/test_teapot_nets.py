@@ -315,7 +315,7 @@ def test_none_with_a_rotation_latent():
 
 def _relative_spread(z: torch.Tensor) -> float:
     """Mean distance of the latents from their mean, over their mean norm."""
-    z = z.reshape(z.shape[0], -1)
+    z = z.detach().reshape(z.shape[0], -1)
     return float((z - z.mean(0)).norm(dim=1).mean() / z.norm(dim=1).mean())
 
 
