@@ -102,7 +102,7 @@ class TrainConfig:
     """Under torchrun: seconds a collective waits for the other processes before the job stops with an error."""
     net_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keywords of the domain's network builder, on top of the domain table's (e.g. Teapot's ``{"none_batch_norm":
-    false}``, an ablation); a resumed run keeps its checkpoint's."""
+    false}``, an ablation); a resumed run keeps its checkpoint's (given again, they must match it)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str | Path):  # one file, as a plain path
@@ -221,6 +221,13 @@ def _prepare_run(
                 raise ValueError(
                     f"--resume: {last_path} was trained with {key}={saved[key]!r}, not {getattr(config, key)!r}"
                 )
+        built = payload["config"].get("net_kwargs", {})
+        differ = {k: v for k, v in config.net_kwargs.items() if built.get(k) != v}
+        if differ:  # the network exists already: a keyword that would change it cannot apply
+            raise ValueError(
+                f"--resume: {last_path} was built with net_kwargs {json.dumps(built)}, which --net-kwargs "
+                f"{json.dumps(differ)} would change; drop --net-kwargs to resume, or start a new run"
+            )
         if payload["config"]["env_id"] != ds.env_id:
             raise ValueError(
                 f"--resume: {last_path} is a model of {payload['config']['env_id']}, "

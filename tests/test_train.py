@@ -264,5 +264,11 @@ def test_net_kwargs_go_on_top_of_the_domains_and_into_the_checkpoint(shapes_data
     model = load_model(result["best"])
     assert model.config.net_kwargs == {**domain_kwargs, "edge_action": True}
     assert model.nets.transition.edge_action
+    # resuming keeps the network: the same keywords pass, others are refused
+    resumed = _cfg(shapes_data, tmp_path / "a", epochs=2, net_kwargs={"edge_action": True})
+    train(resumed, resume=True, progress=False, log=False, verbose=False)
+    with pytest.raises(ValueError, match=r"--resume: .* was built with net_kwargs .*edge_action"):
+        other = _cfg(shapes_data, tmp_path / "a", epochs=3, net_kwargs={"edge_action": False})
+        train(other, resume=True, progress=False, log=False, verbose=False)
     with pytest.raises(ValueError, match=r"edge_actoin.*sen_rl\.nets\.grid\.build"):
         train(_cfg(shapes_data, tmp_path / "b", epochs=1, net_kwargs={"edge_actoin": True}), progress=False, log=False)
