@@ -248,6 +248,11 @@ def datasets(exp: Experiment, preset: str, root: Path) -> tuple[Path, Path]:
     return train_path, eval_path
 
 
+def run_dir(runs: Path, experiment: str, variant: str, seed: int) -> Path:
+    """The folder of one run: its checkpoints and its eval.json (whose presence means done)."""
+    return runs / experiment / variant / f"seed{seed}"
+
+
 def run_one(
     exp: Experiment,
     variant: str,
@@ -269,7 +274,7 @@ def run_one(
     from sen_rl.model import load_model
     from sen_rl.train import TrainConfig, train
 
-    out = runs / exp.name / variant / f"seed{seed}"
+    out = run_dir(runs, exp.name, variant, seed)
     result_path = out / "eval.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
@@ -318,7 +323,7 @@ class Run(NamedTuple):
 
     @property
     def cached(self) -> bool:
-        return (self.runs / self.experiment / self.variant / f"seed{self.seed}" / "eval.json").exists()
+        return (run_dir(self.runs, self.experiment, self.variant, self.seed) / "eval.json").exists()
 
 
 def run_task(run: Run) -> dict:
