@@ -198,14 +198,11 @@ def cmd_collect(args) -> int:
     return 0
 
 
-def _announce_resume(cfg) -> None:
-    """Say where a resumed run continues; a missing checkpoint is left for train() to report."""
-    from sen_rl.model import read_checkpoint
-
-    last = Path(cfg.out) / "last.pt"
-    if not last.exists():
+def _announce_resume(cfg, payload: dict | None) -> None:
+    """Say where a resumed run continues (``payload``: its ``last.pt``); a missing one is left for train()."""
+    if payload is None:
         return
-    payload = read_checkpoint(last)
+    last = Path(cfg.out) / "last.pt"
     total = cfg.epochs or payload.get("train_config", {}).get("epochs")
     following = payload["epoch"] + 2  # the checkpoint's epoch is 0-based; print 1-based
     if total is not None and following > total:
@@ -218,28 +215,32 @@ def _announce_resume(cfg) -> None:
 RESUME_KEEPS = ("variant", "preset", "seed", "lr_schedule")
 
 
-def _resolve_resume_keeps(args) -> None:
-    """Fill the :data:`RESUME_KEEPS` options left out: from ``OUT/last.pt`` with --resume, else the defaults."""
+def _resolve_resume_keeps(args) -> dict | None:
+    """Fill the :data:`RESUME_KEEPS` options left out: from ``OUT/last.pt`` with --resume, else the defaults.
+
+    Returns that checkpoint (None: no --resume, or no checkpoint, which train() reports).
+    """
     from sen_rl.model import read_checkpoint
     from sen_rl.train import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     last = Path(args.out) / "last.pt"
-    # a missing checkpoint is left for train() to report
-    saved = read_checkpoint(last).get("train_config", {}) if args.resume and last.exists() else {}
+    payload = read_checkpoint(last) if args.resume and last.exists() else None
+    saved = {} if payload is None else payload.get("train_config", {})
     for key in RESUME_KEEPS:
         if getattr(args, key) is None:
             setattr(args, key, saved.get(key, defaults[key]))
+    return payload
 
 
 def cmd_train(args) -> int:
     from sen_rl.distributed import launched_world
     from sen_rl.train import TrainConfig, train
 
-    _resolve_resume_keeps(args)
+    payload = _resolve_resume_keeps(args)
     cfg = config_from_args(TrainConfig, args)
     if args.resume and launched_world().main:
-        _announce_resume(cfg)
+        _announce_resume(cfg, payload)
     result = train(
         cfg,
         resume=args.resume,
