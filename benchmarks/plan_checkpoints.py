@@ -122,16 +122,9 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def goal_metric_check(model, env, goals: int, seed: int) -> dict[str, float]:
-    """Does the model's energy to the goal latent order starts as the task's goal distance does?
-
-    On the starts and goals of the seed's episodes (the same resets as ``run_goal_episodes``):
-    the rank correlation of ``model.energy(E(start), E(goal))`` with ``goal_distance(start, goal)``
-    over all of them (``all``) and over the nearer half (``near``), where the planner finishes.
-    A planner can only home in as finely as this ordering allows.
-    """
-    import torch
-
+def goal_views(env, goals: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The start and goal observations and goal distances of a seed's episodes (the same resets
+    as ``run_goal_episodes``): rendered once per seed, read by every agent's :func:`goal_metric_check`."""
     from sen_rl.agents.planning import _episode_seeds
 
     obs, goal_obs, distance = [], [], []
@@ -140,9 +133,22 @@ def goal_metric_check(model, env, goals: int, seed: int) -> dict[str, float]:
         obs.append(o)
         goal_obs.append(info["goal_observation"])
         distance.append(info["distance"])
+    return np.stack(obs), np.stack(goal_obs), np.asarray(distance, dtype=np.float64)
+
+
+def goal_metric_check(model, views: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
+    """Does the model's energy to the goal latent order starts as the task's goal distance does?
+
+    On a seed's starts and goals (:func:`goal_views`): the rank correlation of
+    ``model.energy(E(start), E(goal))`` with ``goal_distance(start, goal)`` over all of them
+    (``all``) and over the nearer half (``near``), where the planner finishes. A planner can only
+    home in as finely as this ordering allows.
+    """
+    import torch
+
+    obs, goal_obs, distance = views
     with torch.inference_mode():
-        energy = model.energy(model.encode(np.stack(obs)), model.encode(np.stack(goal_obs))).cpu().numpy()
-    distance = np.asarray(distance, dtype=np.float64)
+        energy = model.energy(model.encode(obs), model.encode(goal_obs)).cpu().numpy()
     near = distance <= np.median(distance)
     return {
         "all": rank_correlation(energy, distance),
@@ -187,13 +193,14 @@ def play(
     env = gym.make(domain.goal_env_id, goal_steps=goal_steps, **env_kwargs)
     try:
         for seed in range(seeds):
+            views = goal_views(env, goals, seed)  # the same starts and goals for every agent
             for label in [*agents, RANDOM]:
                 if label == RANDOM:
                     agent = RandomAgent(env.action_space, seed=seed)
                 else:
                     model = load_model(agents[label][seed], export=True)
                     agent = LatentMPC(model, env.action_space, seed=seed, **(planner or {}))
-                    checks[label].append(goal_metric_check(model, env, goals, seed))
+                    checks[label].append(goal_metric_check(model, views))
                     shown = shown or repr(agent)
                 played = run_goal_episodes(env, agent, goals, seed=seed, progress=progress)
                 episodes[label].append(played)

@@ -163,7 +163,7 @@ def test_metric_check_reads_the_episodes_starts_and_goals(ckpts, run):
     import numpy as np
 
     env = gym.make("SEN-Shapes-Goal-v0")
-    check = pc.goal_metric_check(_PixelModel(), env, GOALS, seed=1)
+    check = pc.goal_metric_check(_PixelModel(), pc.goal_views(env, GOALS, seed=1))
     played = run_goal_episodes(env, RandomAgent(env.action_space, seed=0), GOALS, seed=1)
     env.close()
     assert check["median_distance"] == np.median([e.reset_info["distance"] for e in played])
