@@ -163,18 +163,21 @@ PRESETS = {
 
 
 class StateObservation(gym.ObservationWrapper):
-    """Observations become the env's world state: ``unwrapped.get_state()`` as 12 float32.
+    """Observations become the env's world state: ``unwrapped.get_state()``, flattened, as float32.
 
-    For Reacher: previous ``qpos`` (joint0, joint1, target x, y), current ``qpos``, current ``qvel``.
+    For Reacher, 12 floats: previous ``qpos`` (joint0, joint1, target x, y), current ``qpos``,
+    current ``qvel``; for ``SEN-Custom-v0``, the wrapped env's ``concat(qpos, qvel)`` of each stacked frame.
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        n = int(np.asarray(env.unwrapped.get_state()).size)
+        # SEN-Custom-v0 states its shape: its state stack is empty until the first reset
+        shape = getattr(env.unwrapped, "state_shape", None) or np.shape(env.unwrapped.get_state())
+        n = int(np.prod(shape))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
 
     def observation(self, observation: Any) -> np.ndarray:
-        return np.asarray(self.env.unwrapped.get_state(), dtype=np.float32)
+        return np.asarray(self.env.unwrapped.get_state(), dtype=np.float32).ravel()
 
 
 # --------------------------------------------------------------------------- the world model
@@ -419,11 +422,25 @@ def _run_key(condition: str, preset: Preset, steps: int, seed: int, world_model_
     }
 
 
-def run_one(condition, preset: Preset, steps: int, seed: int, checkpoint, wm_key: dict, workdir: Path) -> dict:
+def run_one(
+    condition,
+    preset,
+    steps: int,
+    seed: int,
+    checkpoint,
+    wm_key: dict,
+    workdir: Path,
+    env_fn=None,
+    agent_fn=None,
+) -> dict:
     """Train (SAC) or play (random, zero) one condition at one seed and evaluate it; cached in result.json.
 
     The cache is keyed by the condition, the preset, the steps, the seed and the world model's settings.
+    ``env_fn`` / ``agent_fn`` replace :func:`make_env` / :func:`make_agent` (same signatures) for
+    other environments (``benchmarks.rl_custom``); ``preset`` is then any dataclass with this
+    module's evaluation fields and ``sac_kwargs``.
     """
+    env_fn, agent_fn = env_fn or make_env, agent_fn or make_agent
     path = workdir / "runs" / condition / f"seed{seed}" / "result.json"
     key = _run_key(condition, preset, steps, seed, wm_key)
     if path.exists():
@@ -433,7 +450,7 @@ def run_one(condition, preset: Preset, steps: int, seed: int, checkpoint, wm_key
     curve_seeds = [CURVE_EVAL_SEED + i for i in range(preset.eval_episodes)]
     final_seeds = [FINAL_EVAL_SEED + i for i in range(preset.final_eval_episodes)]
     t0 = time.perf_counter()
-    env = make_env(condition, preset, checkpoint)
+    env = env_fn(condition, preset, checkpoint)
     if condition in BASELINES:
         env.action_space.seed(seed)
         if condition == "random":
@@ -448,12 +465,12 @@ def run_one(condition, preset: Preset, steps: int, seed: int, checkpoint, wm_key
         seconds = time.perf_counter() - t0
         result = {"curve": curve, "final_returns": final, "train_seconds": 0.0, "eval_seconds": seconds}
     else:
-        eval_env = make_env(condition, preset, checkpoint)
+        eval_env = env_fn(condition, preset, checkpoint)
 
         def evaluate(agent, seeds=curve_seeds):
             return episode_returns(eval_env, lambda obs: agent.predict(obs, deterministic=True)[0], seeds)
 
-        agent = make_agent(condition, env, preset, steps, seed, checkpoint, workdir / "tb")
+        agent = agent_fn(condition, env, preset, steps, seed, checkpoint, workdir / "tb")
         cb = _callback(evaluate, preset.eval_every, steps)
         agent.learn(steps, callback=cb, tb_log_name=f"{condition}_seed{seed}")
         t1 = time.perf_counter()
@@ -531,8 +548,12 @@ def ceiling_fraction(r: float, r_random: float, r_state: float) -> float:
     return float("nan") if gap == 0 else float((r - r_random) / gap)
 
 
-def summarize(results: dict[str, list[dict]], steps: int) -> list[dict]:
-    """One row per condition: pooled final returns of all seeds, timings and the ceiling fraction."""
+def summarize(results: dict[str, list[dict]], steps: int, labels: dict[str, str] | None = None) -> list[dict]:
+    """One row per condition: pooled final returns of all seeds, timings and the ceiling fraction.
+
+    ``labels``: each condition's observation, as the table shows it (default :data:`OBS_LABELS`).
+    """
+    labels = labels or OBS_LABELS
     rows = []
     for condition, runs in results.items():
         if not runs:
@@ -541,12 +562,12 @@ def summarize(results: dict[str, list[dict]], steps: int) -> list[dict]:
         rows.append(
             {
                 "condition": condition,
-                "algo": "SAC" if condition in CONDITIONS else condition,
-                "obs": OBS_LABELS[condition],
+                "algo": condition if condition in BASELINES else "SAC",
+                "obs": labels[condition],
                 "mean_reward": float(pooled.mean()),
                 "std_reward": float(pooled.std()),
                 "seed_means": [float(np.mean(r["final_returns"])) for r in runs],
-                "n_timesteps": steps if condition in CONDITIONS else 0,
+                "n_timesteps": 0 if condition in BASELINES else steps,
                 "eval_episodes": int(pooled.size),
                 "seeds": len(runs),
                 "seconds": float(sum(r["seconds"] for r in runs)),
@@ -565,7 +586,7 @@ def summarize(results: dict[str, list[dict]], steps: int) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict], env_id: str = ENV_ID) -> str:
     lines = [
         "| algo | env_id | obs | mean_reward | std_reward | n_timesteps | eval_episodes | wall time "
         "| fraction of the state ceiling's gain over random |",
@@ -575,7 +596,7 @@ def format_table(rows: list[dict]) -> str:
         frac = "n/a" if np.isnan(r["ceiling_fraction"]) else f"{r['ceiling_fraction']:.2f}"
         steps = f"{r['n_timesteps']:,}" if r["n_timesteps"] else "-"
         lines.append(
-            f"| {r['algo']} | {ENV_ID} | {r['obs']} | {r['mean_reward']:.2f} | {r['std_reward']:.2f} | {steps} "
+            f"| {r['algo']} | {env_id} | {r['obs']} | {r['mean_reward']:.2f} | {r['std_reward']:.2f} | {steps} "
             f"| {r['eval_episodes']} | {_duration(r['seconds'])} | {frac} |"
         )
     return "\n".join(lines)
@@ -655,15 +676,26 @@ def _t95(n: int) -> float:
         return 1.96
 
 
-def plot_curves(results: dict[str, list[dict]], preset: Preset, seeds: list[int], out: Path) -> Path:
+def plot_curves(
+    results: dict[str, list[dict]],
+    preset,
+    seeds: list[int],
+    out: Path,
+    env_id: str = ENV_ID,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """Learning curves, mean and 95% t-interval over seeds, to ``out`` (PNG, written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = labels or OBS_LABELS
     colors = {"pixels": "C0", "sen_frozen": "C1", "sen_finetune": "C2", "state": "C3", "random": "0.4", "zero": "0.7"}
+    spare = iter(f"C{i}" for i in range(4, 10))  # conditions of other benchmarks
     for condition, runs in results.items():
+        color = colors.get(condition) or colors.setdefault(condition, next(spare))
         if not runs:
             continue
         x = np.asarray([p[0] for p in runs[0]["curve"]], dtype=float)
@@ -671,8 +703,8 @@ def plot_curves(results: dict[str, list[dict]], preset: Preset, seeds: list[int]
         mean = y.mean(0)
         half = _t95(len(runs)) * y.std(0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else np.zeros_like(mean)
         style = "--" if condition in BASELINES else "-"
-        ax.plot(x, mean, style, color=colors[condition], label=OBS_LABELS[condition])
-        ax.fill_between(x, mean - half, mean + half, color=colors[condition], alpha=0.2, linewidth=0)
+        ax.plot(x, mean, style, color=color, label=labels[condition])
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
     # the means set the view; a wide interval (3 seeds: t = 4.3) may run off it
     means = [np.mean([[p[1] for p in r["curve"]] for r in runs], 0) for runs in results.values() if runs]
     if means:
@@ -681,7 +713,7 @@ def plot_curves(results: dict[str, list[dict]], preset: Preset, seeds: list[int]
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"mean return ({preset.eval_episodes} deterministic episodes)")
-    ax.set_title(f"SAC on {ENV_ID} ({preset.name} preset, {len(seeds)} seeds, mean and 95% interval)")
+    ax.set_title(f"SAC on {env_id} ({preset.name} preset, {len(seeds)} seeds, mean and 95% interval)")
     ax.legend(fontsize=7, loc="center right", framealpha=0.9)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -178,6 +178,11 @@ class CustomEnv(SymmetricEnv):
     def _world(self) -> np.ndarray:
         return self._get_world() if self._get_world is not None else np.zeros(0)
 
+    @property
+    def state_shape(self) -> tuple[int, int]:
+        """``(frames, D)``, the shape of :meth:`get_state`, known before the first reset."""
+        return (self.stacked_frames, len(self._world()))
+
     def get_state(self) -> np.ndarray:
         """``[frames, D]``: the world states of the stacked frames, oldest first."""
         return np.stack(list(self._states))
