@@ -66,10 +66,7 @@ def _args(root, paths, *extra):
 
 def test_every_condition_is_run_scored_and_tabulated(pendulum):
     root, paths = pendulum
-    cpu_plot = rl_custom.rl.IMG_DIR / "rl_custom_InvertedPendulum-v5_cpu.png"
-    before = cpu_plot.stat().st_mtime_ns if cpu_plot.exists() else None
     assert rl_custom.main(_args(root, paths)) == 0
-    assert (cpu_plot.stat().st_mtime_ns if cpu_plot.exists() else None) == before  # smoke never writes docs/
 
     work = root / "work"
     data = json.loads((work / "rl_custom.json").read_text())
