@@ -47,6 +47,7 @@ a batch-1 encode 50x slower (spin-waiting threads on busy cores) and no gradient
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -452,9 +453,12 @@ def run_one(
     t0 = time.perf_counter()
     env = env_fn(condition, preset, checkpoint)
     if condition in BASELINES:
-        env.action_space.seed(seed)
+        # a copy of the space, seeded once: an env may reseed its own space on every reset
+        # (SEN-Custom-v0 does, from the reset seed), which would give every seed the same actions
+        space = copy.deepcopy(env.action_space)
+        space.seed(seed)
         if condition == "random":
-            act = lambda obs: env.action_space.sample()  # noqa: E731
+            act = lambda obs: space.sample()  # noqa: E731
         else:
             zero = np.zeros(env.action_space.shape, env.action_space.dtype)
             act = lambda obs: zero  # noqa: E731

@@ -136,3 +136,13 @@ def test_bad_world_models_are_refused_before_any_run(pendulum, tmp_path):
     with pytest.raises(ValueError, match="frames"):
         rl_custom.main(args)
     assert not (tmp_path / "w" / "runs").exists()
+
+
+def test_the_random_floor_differs_between_seeds(tmp_path):
+    """SEN-Custom-v0 reseeds its action space from each reset seed; the floor must not inherit that."""
+    from dataclasses import replace
+
+    preset = replace(SMOKE, final_eval_episodes=6, max_episode_steps=30)
+    env_fn = rl_custom.make_env_fn("InvertedPendulum-v5", SYMMETRY, {"frames": 2}, {})
+    runs = [rl_custom.rl.run_one("random", preset, 1, seed, None, {}, tmp_path, env_fn=env_fn) for seed in (0, 1)]
+    assert runs[0]["final_returns"] != runs[1]["final_returns"]  # the same 6 start states, other actions
