@@ -18,7 +18,8 @@ differs), for the same number of environment steps, on:
   (frozen), with ``MlpPolicy``: ``sen_frozen`` and, as the baseline representation, ``none_frozen``;
 - ``state``: the wrapped env's world state (``concat(qpos, qvel)`` of each stacked frame) with
   ``MlpPolicy``: the ceiling;
-- ``random``: uniformly random actions, the floor (evaluated only).
+- ``random``: uniformly random actions, the floor, and for continuous actions ``zero``, no
+  action at all, a reference (both evaluated only).
 
 Each world model is scored first: one step ahead on ``--eval-data`` (Hits@1, MRR and, where the
 set has twins, EE(S)), and by a linear probe from its latent to the world state of the current
@@ -74,7 +75,9 @@ PRESETS = {
     "smoke": Preset("smoke", 48, 24, 1, 2, 8, {**rl.SAC_CPU, "batch_size": 8, "learning_starts": 24}),
     "cpu": Preset("cpu", 10_000, 2_000, 5, 10, None, {**rl.SAC_CPU, "train_freq": 1}),
 }
-BASELINES = ("random",)
+#: evaluated only; "zero" (no action at all) for continuous actions, where it is what a policy
+#: that has learned nothing but to save control costs scores
+BASELINES = ("random", "zero")
 
 
 def labels(conditions) -> dict[str, str]:
@@ -83,6 +86,7 @@ def labels(conditions) -> dict[str, str]:
         "pixels": "pixels, CnnPolicy (NatureCNN)",
         "state": "true state, MlpPolicy: ceiling",
         "random": "uniform random actions: floor",
+        "zero": "zero action (reference)",
     }
     return {
         c: fixed.get(c) or f"frozen {c.removesuffix('_frozen')} latent (SENWorldModel), MlpPolicy" for c in conditions
@@ -289,17 +293,21 @@ def main(argv=None) -> int:
     preset = replace(PRESETS[args.preset], sac={**PRESETS[args.preset].sac, **sac})
     steps = args.steps or preset.steps
     learned = ["pixels", *(f"{v}_frozen" for v in checkpoints), "state"]
-    conditions = args.conditions or [*learned, *BASELINES]
-    unknown = set(conditions) - {*learned, *BASELINES}
+    env_fn = make_env_fn(args.env, args.symmetry, env_kwargs, checkpoints)
+    probe_env = env_fn("pixels", preset)
+    continuous = isinstance(probe_env.action_space, gym.spaces.Box)
+    probe_env.close()
+    baselines = list(BASELINES if continuous else BASELINES[:1])
+    conditions = args.conditions or [*learned, *baselines]
+    unknown = set(conditions) - {*learned, *baselines}
     if unknown:
-        raise SystemExit(f"unknown conditions {sorted(unknown)}; choose from {', '.join([*learned, *BASELINES])}")
+        raise SystemExit(f"unknown conditions {sorted(unknown)}; choose from {', '.join([*learned, *baselines])}")
     workdir = Path(args.workdir or f"runs/rl_custom/{args.env}/{preset.name}")
     given = argv if argv is not None else sys.argv[1:]
     command = ("python -m benchmarks.rl_custom " + " ".join(given)).strip()
     machine = rl._machine()
     t0 = time.perf_counter()
 
-    env_fn = make_env_fn(args.env, args.symmetry, env_kwargs, checkpoints)
     for variant in checkpoints:  # refused here, not after an hour of other runs, if it does not fit
         env_fn(f"{variant}_frozen", preset).close()
     scores = {v: score_world_model(c, args.train_data, args.eval_data) for v, c in checkpoints.items()}
@@ -310,7 +318,7 @@ def main(argv=None) -> int:
     wm_key["env"] = [args.env, args.symmetry, env_kwargs]
 
     names = labels(conditions)
-    order = [c for c in ("state", "random", *(f"{v}_frozen" for v in checkpoints), "pixels") if c in conditions]
+    order = [c for c in ("state", "random", "zero", *(f"{v}_frozen" for v in checkpoints), "pixels") if c in conditions]
     results: dict[str, list[dict]] = {c: [] for c in conditions}
     plot = args.figure or workdir / "rl_custom.png"
     text = ""

@@ -72,7 +72,7 @@ def test_every_condition_is_run_scored_and_tabulated(pendulum):
     data = json.loads((work / "rl_custom.json").read_text())
     text = (work / "rl_custom.md").read_text()
     rows = {r["condition"]: r for r in data["rows"]}
-    assert list(rows) == ["pixels", "sen_frozen", "none_frozen", "state", "random"]
+    assert list(rows) == ["pixels", "sen_frozen", "none_frozen", "state", "random", "zero"]
     updates = (SMOKE.steps - SMOKE.sac["learning_starts"]) // SMOKE.sac["train_freq"]
     for c in ("pixels", "sen_frozen", "none_frozen", "state"):
         assert rows[c]["algo"] == "SAC" and rows[c]["n_timesteps"] == SMOKE.steps
