@@ -134,7 +134,8 @@ def state_probe(model, train_path: Path, eval_path: Path, ridge: float = 1e-2) -
     """Held-out R^2 of a ridge regression from the latent to each coordinate of the current world state.
 
     Fitted on every frame of ``train_path``, scored on the first frame of each episode of
-    ``eval_path``; the current state is the last of the stacked frames' states.
+    ``eval_path``; the current state is the last of the stacked frames' states. Raw coordinates:
+    an unbounded joint angle (Reacher-v5's first joint) is not linear in any picture's features.
     """
     import torch
 
@@ -158,7 +159,9 @@ def state_probe(model, train_path: Path, eval_path: Path, ridge: float = 1e-2) -
     x_eval = np.c_[(z_eval - mu) / sd, np.ones(len(z_eval))]
     w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ s)
     resid = ((x_eval @ w - s_eval) ** 2).sum(0)
-    return [float(v) for v in 1 - resid / np.maximum(((s_eval - s_eval.mean(0)) ** 2).sum(0), 1e-12)]
+    spread = ((s_eval - s_eval.mean(0)) ** 2).sum(0)
+    # a coordinate that never varies (Reacher-v5's target velocity) has no R^2: nan, not a perfect score
+    return [float(1 - r / v) if v > 1e-12 else float("nan") for r, v in zip(resid, spread, strict=True)]
 
 
 def score_world_model(checkpoint: Path, train_path: Path | None, eval_path: Path | None) -> dict:
