@@ -137,31 +137,10 @@ def state_probe(model, train_path: Path, eval_path: Path, ridge: float = 1e-2) -
     ``eval_path``; the current state is the last of the stacked frames' states. Raw coordinates:
     an unbounded joint angle (Reacher-v5's first joint) is not linear in any picture's features.
     """
-    import torch
-
-    from sen_rl.data import RolloutDataset
-
-    def latents_and_states(path: Path, first_only: bool):
-        zs, states = [], []
-        with RolloutDataset(path) as ds, torch.inference_mode():
-            for lo in range(0, ds.episodes, 64):
-                obs = ds.obs[lo : lo + 64, :1] if first_only else ds.obs[lo : lo + 64]
-                st = ds.states[lo : lo + 64, :1] if first_only else ds.states[lo : lo + 64]
-                zs.append(model.encode(obs.reshape(-1, *obs.shape[2:])).reshape(obs.shape[0] * obs.shape[1], -1))
-                states.append(st.reshape(-1, *st.shape[2:]).reshape(obs.shape[0] * obs.shape[1], -1, st.shape[-1]))
-        z = torch.cat(zs).cpu().numpy().astype(np.float64)
-        return z, np.concatenate(states)[:, -1]
-
-    z, s = latents_and_states(train_path, first_only=False)
-    z_eval, s_eval = latents_and_states(eval_path, first_only=True)
-    mu, sd = z.mean(0), z.std(0) + 1e-6
-    x = np.c_[(z - mu) / sd, np.ones(len(z))]
-    x_eval = np.c_[(z_eval - mu) / sd, np.ones(len(z_eval))]
-    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ s)
-    resid = ((x_eval @ w - s_eval) ** 2).sum(0)
-    spread = ((s_eval - s_eval.mean(0)) ** 2).sum(0)
-    # a coordinate that never varies (Reacher-v5's target velocity) has no R^2: nan, not a perfect score
-    return [float(1 - r / v) if v > 1e-12 else float("nan") for r, v in zip(resid, spread, strict=True)]
+    z, s = rl.latents_and_states(model, train_path, first_only=False)
+    z_eval, s_eval = rl.latents_and_states(model, eval_path, first_only=True)
+    # a coordinate that never varies (Reacher-v5's target velocity) has no R^2: nan
+    return [float(v) for v in rl.ridge_r2(z, s[:, -1], z_eval, s_eval[:, -1], ridge)]
 
 
 def score_world_model(checkpoint: Path, train_path: Path | None, eval_path: Path | None) -> dict:

@@ -287,35 +287,49 @@ def _probe_targets(states: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(q0), np.cos(q0), np.sin(q1), np.cos(q1), v0, v1], 1)
 
 
+def latents_and_states(model, path: Path, first_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The latents ``[N, L]`` (float64) of a dataset's frames and their world states ``[N, *state shape]``.
+
+    Every frame of every episode, or with ``first_only`` the first frame of each.
+    """
+    import torch
+
+    from sen_rl.data import RolloutDataset
+
+    zs, states = [], []
+    with RolloutDataset(path) as ds, torch.inference_mode():
+        for lo in range(0, ds.episodes, 64):
+            obs = ds.obs[lo : lo + 64, :1] if first_only else ds.obs[lo : lo + 64]
+            st = ds.states[lo : lo + 64, :1] if first_only else ds.states[lo : lo + 64]
+            obs = obs.reshape(-1, *obs.shape[2:])
+            zs.append(model.encode(obs).reshape(len(obs), -1).cpu().numpy())
+            states.append(st.reshape(-1, *st.shape[2:]))
+    return np.concatenate(zs).astype(np.float64), np.concatenate(states)
+
+
+def ridge_r2(z, y, z_eval, y_eval, ridge: float = 1e-2) -> np.ndarray:
+    """Held-out R^2 per column of ``y`` of a ridge regression on the standardised ``z``.
+
+    A column that does not vary in ``y_eval`` has no R^2: nan, not a perfect score.
+    """
+    mu, sd = z.mean(0), z.std(0) + 1e-6
+    x = np.c_[(z - mu) / sd, np.ones(len(z))]
+    x_eval = np.c_[(z_eval - mu) / sd, np.ones(len(z_eval))]
+    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+    resid = ((x_eval @ w - y_eval) ** 2).sum(0)
+    spread = ((y_eval - y_eval.mean(0)) ** 2).sum(0)
+    return np.where(spread > 1e-12, 1 - resid / np.maximum(spread, 1e-12), np.nan)
+
+
 def latent_probe(model, train_path: Path, eval_path: Path, ridge: float = 1e-2) -> dict[str, float]:
     """Held-out R^2 of a linear (ridge) probe from the latent to the joint angles and velocities.
 
     Fitted on every frame of the training set, scored on the first frame of each held-out episode:
     how much of what a policy needs the frozen latent holds in a form an affine map reads.
     """
-    import torch
-
-    from sen_rl.data import RolloutDataset
-
-    def latents_and_states(path: Path, first_only: bool):
-        zs, states = [], []
-        with RolloutDataset(path) as ds, torch.inference_mode():
-            for lo in range(0, ds.episodes, 64):
-                obs = ds.obs[lo : lo + 64, :1] if first_only else ds.obs[lo : lo + 64]
-                st = ds.states[lo : lo + 64, :1] if first_only else ds.states[lo : lo + 64]
-                obs = obs.reshape(-1, *obs.shape[2:])
-                zs.append(model.encode(obs).reshape(len(obs), -1).cpu().numpy())
-                states.append(st.reshape(-1, st.shape[-1]))
-        return np.concatenate(zs).astype(np.float64), np.concatenate(states)
-
-    z, s = latents_and_states(train_path, first_only=False)
-    z_eval, s_eval = latents_and_states(eval_path, first_only=True)
-    mu, sd = z.mean(0), z.std(0) + 1e-6
-    x = np.c_[(z - mu) / sd, np.ones(len(z))]
-    x_eval = np.c_[(z_eval - mu) / sd, np.ones(len(z_eval))]
-    y, y_eval = _probe_targets(s), _probe_targets(s_eval)
-    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
-    r2 = 1 - ((x_eval @ w - y_eval) ** 2).sum(0) / np.maximum(((y_eval - y_eval.mean(0)) ** 2).sum(0), 1e-12)
+    z, s = latents_and_states(model, train_path, first_only=False)
+    z_eval, s_eval = latents_and_states(model, eval_path, first_only=True)
+    r2 = ridge_r2(z, _probe_targets(s), z_eval, _probe_targets(s_eval), ridge)
     return {name: float(v) for name, v in zip(PROBE_TARGETS, r2, strict=True)}
 
 
