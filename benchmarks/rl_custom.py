@@ -267,6 +267,8 @@ def main(argv=None) -> int:
     if not isinstance(env_kwargs, dict) or {"env", "symmetry", "terminate"} & set(env_kwargs):
         raise SystemExit("--env-kwargs is a JSON object of SEN-Custom-v0 keywords other than env, symmetry, terminate")
     checkpoints = _world_models(args.world_model)
+    if args.train_data is not None and args.eval_data is None:
+        raise SystemExit("--train-data feeds the state probe, which is scored on --eval-data: give both")
     sac = json.loads(args.sac)
     if not isinstance(sac, dict) or "buffer_size" in sac:
         raise SystemExit(

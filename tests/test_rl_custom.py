@@ -130,6 +130,8 @@ def test_bad_world_models_are_refused_before_any_run(pendulum, tmp_path):
         rl_custom.main([*_args(root, paths)[:6], "--world-model", "sen"])
     with pytest.raises(SystemExit, match="does not exist"):
         rl_custom.main([*_args(root, paths)[:6], "--world-model", f"sen={tmp_path / 'missing.pt'}"])
+    with pytest.raises(SystemExit, match="give both"):
+        rl_custom.main([*_args(root, paths)[:12], "--train-data", str(paths["train"])])
     # a checkpoint of other frames: the wrapper's refusal names the keywords that would match
     args = _args(root, paths, "--workdir", str(tmp_path / "w"))
     args[args.index(KWARGS)] = '{"frames": 1}'
