@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -344,6 +346,25 @@ def worker_threads(jobs: int) -> int:
     return 0 if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
+def exit_with_parent() -> None:
+    """Pool initializer: end this worker when the process that started it ends.
+
+    A ``--jobs`` worker otherwise outlives a killed ``reproduce`` (SIGTERM, SIGKILL, a lost
+    terminal) and goes on training its run, so that a restarted ``reproduce`` would train the same
+    run folder twice at once. A daemon thread waits on the parent's sentinel, then exits hard; the
+    checkpoints are written atomically, so the run resumes from its last epoch.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def completed_runs(runs: list[Run], jobs: int) -> Iterator[tuple[Run, dict]]:
     """Each run with its results, as it finishes: in this process one after another for ``jobs`` 1
     and for cached runs, else in a pool of ``jobs`` processes. A failing run raises with its name."""
@@ -360,7 +381,9 @@ def completed_runs(runs: list[Run], jobs: int) -> Iterator[tuple[Run, dict]]:
     if not fresh:
         return
     # spawn, not fork: torch's threads and MuJoCo's rendering contexts do not survive a fork
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
+    ) as pool:
         futures = {pool.submit(run_task, run): run for run in fresh}
         try:
             for future in as_completed(futures):
