@@ -296,8 +296,10 @@ def run_one(
     )
     started = time.time()  # wall clock, comparable across the processes of --jobs
     t0 = time.perf_counter()
-    train(cfg, resume=(out / "last.pt").exists(), progress=False, verbose=False)
+    history = train(cfg, resume=(out / "last.pt").exists(), progress=False, verbose=False)["history"]
     train_s = time.perf_counter() - t0
+    if history and all("epoch_seconds" in row for row in history):
+        train_s = sum(row["epoch_seconds"] for row in history)  # every epoch's, resumed ones too
     model = load_model(out / "best.pt")
     res = evaluate(model, data[1], horizon=exp.horizon, seed=seed)
     res["train_seconds"] = train_s

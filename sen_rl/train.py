@@ -557,11 +557,14 @@ def train(
 
         # -- epochs: train, validate, checkpoint, report (the last three on rank 0)
         for epoch in range(run.start_epoch, config.epochs):
+            t_epoch = time.perf_counter()
             row = _run_epoch(run, epoch, progress)
             if not world.main:
                 run.history.append(row)
                 continue
             row.update(_validate(run))
+            # kept in the history, so that a run's training time adds up across resumes
+            row["epoch_seconds"] = time.perf_counter() - t_epoch
             improved = _save_epoch(run, epoch, row)
             if writer is not None:
                 _log_epoch(writer, row, epoch)

@@ -1,10 +1,12 @@
 """The benchmark scripts run end to end at tiny sizes and write what they promise."""
 
 import argparse
+import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import collect_speed, reproduce
 
@@ -29,6 +31,11 @@ def test_reproduce_smoke_writes_the_table(tmp_path, capsys):
     assert "--preset smoke" in text  # the command that made the table
     assert "Training time, all runs of this table:" in text
     assert "What we found" not in text  # docs/RESULTS_findings.md belongs to the tracked results only
+    # a run's training time is its epochs' (so that it adds up when a run is resumed)
+    run = tmp_path / "runs/reproduce/smoke/shapes_up/sen/seed0"
+    history = torch.load(run / "last.pt", weights_only=False)["history"]
+    train_s = json.loads((run / "eval.json").read_text())["train_seconds"]
+    assert train_s == pytest.approx(sum(r["epoch_seconds"] for r in history))
 
     # --results chooses the file; a second run reuses the cached evaluation instead of training again
     results = tmp_path / "elsewhere/RESULTS.md"

@@ -64,6 +64,8 @@ def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path, schedule, 
     ha = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["history"]
     hb = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["history"]
     assert [r["loss"] for r in ha] == [r["loss"] for r in hb]
+    # each epoch's time is kept across the resume: what a run's training time is summed from
+    assert len(hb) == 2 and all(r["epoch_seconds"] > 0 for r in hb)
 
 
 def test_cosine_schedule_values_and_resume_check(shapes_data, tmp_path):
