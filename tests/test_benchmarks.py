@@ -3,6 +3,10 @@
 import argparse
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -202,13 +206,12 @@ def test_train_speed_authors_mode_rejects_other_settings(capsys):
 
 
 PARENT = """
-import multiprocessing, sys, time
+import multiprocessing, os, time
 from concurrent.futures import ProcessPoolExecutor
 from benchmarks.reproduce import exit_with_parent
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=exit_with_parent) as pool:
-        import os
         print(pool.submit(os.getpid).result(), flush=True)
         pool.submit(time.sleep, 120).result()
 """
@@ -225,11 +228,6 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
 def test_reproduce_workers_end_with_a_killed_parent(tmp_path):
     # a worker that outlived a killed reproduce went on training its run beside the restarted one
-    import signal
-    import subprocess
-    import sys
-    import time
-
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
     repo = Path(__file__).resolve().parents[1]
