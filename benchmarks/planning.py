@@ -91,12 +91,12 @@ class Preset:
 
 PRESETS = {
     "smoke": Preset(transitions=1000, epochs=2, model_preset="smoke", goals=10),
-    # 20 epochs: on 2D Shapes the transitions of both variants sit on a plateau (predicting hardly
-    # any move) for a seed-dependent 5 to 11 epochs; with 10, one seed in three ended before leaving
-    # it. The batch is the domain's cpu batch (64 on both grids, Domain.preset_batch_size), at which
-    # 3D Blocks {up, right, down} left it within 5 epochs of as many transitions on 5 of 5 seeds
-    # (docs/RESULTS_findings.md, "multi-step drift"): 20 serves both domains
-    "cpu": Preset(transitions=20000, epochs=20, model_preset="cpu", goals=100),
+    # The transitions sit on a plateau (predicting hardly any move) for a seed-dependent number of
+    # updates: at batch 256, 5 to 11 epochs on 2D Shapes, and 10 epochs left one seed in three on it.
+    # The batch is now the domain's cpu batch (64 on both grids, Domain.preset_batch_size): 10 epochs
+    # are twice the updates of 20 at 256, and every `sen` seed of both grids left the plateau within
+    # 5 (docs/RESULTS_findings.md, "Multi-step drift"); docs/agents.md has the runs at this preset
+    "cpu": Preset(transitions=20000, epochs=10, model_preset="cpu", goals=100),
 }
 
 
@@ -182,7 +182,7 @@ def trained_model(
     and the seconds its collection and training took (when they were done, cached or not)."""
     from sen_rl.fileio import atomic_write_text
     from sen_rl.model import read_checkpoint
-    from sen_rl.train import TrainConfig, train
+    from sen_rl.train import TrainConfig, default_batch_size, train
 
     run = workdir / "runs" / f"{name}_{variant}_seed{seed}"
     last, best, timing = run / "last.pt", run / "best.pt", run / "seconds.json"
@@ -196,7 +196,9 @@ def trained_model(
             )
     if last.exists() and best.exists() and timing.exists():
         done = payload.get("train_config", {})
-        if payload.get("epoch", -1) + 1 >= preset.epochs and done.get("epochs") == preset.epochs:
+        # a model trained at other sizes (an older preset, or before the domain's batch changed) is retrained
+        wanted = {"epochs": preset.epochs, "batch_size": default_batch_size(env_id, preset.model_preset)}
+        if payload.get("epoch", -1) + 1 >= preset.epochs and all(done.get(k) == v for k, v in wanted.items()):
             return best, json.loads(timing.read_text())["seconds"]
     t0 = time.perf_counter()
     data = dataset(workdir, env_id, name, preset, seed, progress)
@@ -408,6 +410,7 @@ def report(
     results: dict, checks: dict, args, preset: Preset, settings: dict, times: dict, spent: dict, command: str
 ) -> str:
     from sen_rl.domains import domain_of
+    from sen_rl.train import default_batch_size
 
     seeds = args.seeds
     domain, split = domain_of(args.env), SPLITS[args.env]
@@ -420,7 +423,8 @@ def report(
         "",
         f"Command: `{command}`  ",
         f"Preset: `{args.preset}`: each model trained on {preset.transitions} one-step transitions for "
-        f"{preset.epochs} epochs (`{preset.model_preset}` networks); a seed seeds its data, training and goals.  ",
+        f"{preset.epochs} epochs at batch {default_batch_size(args.env, preset.model_preset)} "
+        f"(`{preset.model_preset}` networks); a seed seeds its data, training and goals.  ",
         f"Goals: {settings['goals']} per seed, {settings['goal_steps']} random moves from the start "
         f"(`{domain.goal_env_id}`), budget {settings['max_steps']} steps; the same goals for every agent.  ",
         f"Planner: `LatentMPC(horizon={settings['horizon']})` ({settings['method']} search, cost = min over the "

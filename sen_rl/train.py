@@ -122,6 +122,13 @@ PRESET_TRAINING = {"smoke": (2, 64), "cpu": (20, 256), "paper": (100, 1024)}
 """Default ``(epochs, batch_size)`` of each preset."""
 
 
+def default_batch_size(env_id: str, preset: str) -> int:
+    """The batch ``train`` uses for ``env_id`` at ``preset`` when none is given: the domain's own
+    where it departs from the preset's (``Domain.preset_batch_size``)."""
+    _, batch = PRESET_TRAINING.get(preset, (1, 1))
+    return domain_of(env_id).preset_batch_size.get(preset, batch)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -237,10 +244,9 @@ def _prepare_run(
         for key in ("epochs", "batch_size"):
             if getattr(config, key) is None:
                 setattr(config, key, saved.get(key))
-    default_epochs, default_batch = PRESET_TRAINING[config.preset] if config.preset in PRESET_TRAINING else (1, 1)
-    default_batch = domain_of(ds.env_id).preset_batch_size.get(config.preset, default_batch)
+    default_epochs, _ = PRESET_TRAINING.get(config.preset, (1, 1))
     config.epochs = config.epochs or default_epochs
-    config.batch_size = config.batch_size or default_batch
+    config.batch_size = config.batch_size or default_batch_size(ds.env_id, config.preset)
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
     if config.batch_size < 2:

@@ -310,3 +310,21 @@ def test_planning_evaluation_cache_is_per_domain(tmp_path):
     rows, _, _ = planning.evaluate_agent(tmp_path, "SEN-Cubes-v0", agent, None, settings, 0, False)
     assert rows != marker and len(rows) == 1  # played on 3D Blocks
     assert json.loads(path.read_text())["env"] == "SEN-Cubes-v0"
+
+
+def test_planning_retrains_a_cached_model_of_another_batch(tmp_path, monkeypatch):
+    """Models cached before the domain's batch changed must not pass for models at today's batch."""
+    from benchmarks import planning
+    from sen_rl import train as train_module
+    from sen_rl.model import read_checkpoint
+
+    args = (tmp_path, "SEN-Shapes-v0", "up", "sen", planning.PRESETS["smoke"], 0, 1, False, False)
+    best, seconds = planning.trained_model(*args)
+    batch = read_checkpoint(best.parent / "last.pt")["train_config"]["batch_size"]
+    assert batch == train_module.default_batch_size("SEN-Shapes-v0", "smoke")
+    assert planning.trained_model(*args) == (best, seconds)  # served from the cache
+    monkeypatch.setattr(train_module, "default_batch_size", lambda env_id, preset: batch // 2)
+    _, retrained = planning.trained_model(*args)
+    assert retrained != seconds
+    assert read_checkpoint(best.parent / "last.pt")["train_config"]["batch_size"] == batch // 2
+    assert planning.trained_model(*args)[1] == retrained  # and cached again at the new batch
