@@ -22,6 +22,7 @@ from gymnasium.vector import VectorEnv, VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
 from sen_rl.domains import domain_of
+from sen_rl.hardware import pick_memory_format
 from sen_rl.model import WorldModel, load_model
 
 ModelLike = WorldModel | str | os.PathLike
@@ -30,13 +31,24 @@ ModelLike = WorldModel | str | os.PathLike
 def _inference_model(model_or_checkpoint: ModelLike, device: str | torch.device | None) -> WorldModel:
     device = torch.device(device or "cpu")
     if isinstance(model_or_checkpoint, WorldModel):
-        return model_or_checkpoint.export().to(device)
-    if isinstance(model_or_checkpoint, str | os.PathLike):
-        return load_model(model_or_checkpoint, map_location=device, export=True)
-    raise TypeError(
-        "model_or_checkpoint must be a WorldModel or the path of a checkpoint, "
-        f"got {type(model_or_checkpoint).__name__}"
-    )
+        model = model_or_checkpoint.export().to(device)
+    elif isinstance(model_or_checkpoint, str | os.PathLike):
+        model = load_model(model_or_checkpoint, map_location=device, export=True)
+    else:
+        raise TypeError(
+            "model_or_checkpoint must be a WorldModel or the path of a checkpoint, "
+            f"got {type(model_or_checkpoint).__name__}"
+        )
+    return model
+
+
+def _fastest_layout(model: WorldModel, batch: int) -> torch.memory_format:
+    """Leave the encoder's weights in the memory layout that encodes ``batch`` observations fastest
+    on this machine and return it: at batch 1 PyTorch's kernel choice, and so the faster layout,
+    differs by layer shape and machine (docs/agents.md, "Agent speed")."""
+    blank = np.zeros((batch, *model.obs_shape), dtype=np.uint8)
+    with torch.inference_mode():
+        return pick_memory_format([model.embedding, model.encoder], lambda: model.encode(blank))
 
 
 def _env_id(env: gym.Env | VectorEnv) -> str | None:
@@ -107,13 +119,15 @@ class SENWorldModel(_LatentDynamics, gym.ObservationWrapper):
     :param device: torch device of the model (default CPU).
 
     ``observation_space`` is the model's ``latent_space`` (float32); the pixels stay
-    available through ``env.render()`` and the wrapped env.
+    available through ``env.render()`` and the wrapped env. ``memory_format`` is the encoder's
+    weight layout, timed at construction (a few hundred encodes) and kept where faster.
     """
 
     def __init__(self, env: gym.Env, model_or_checkpoint: ModelLike, device: str | torch.device | None = None):
         gym.ObservationWrapper.__init__(self, env)
         self.model = _inference_model(model_or_checkpoint, device)
         _check_observations(self.model, env.observation_space, _env_id(env), "env")
+        self.memory_format = _fastest_layout(self.model, 1)
         self.observation_space = self.model.latent_space
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
@@ -132,6 +146,7 @@ class SENWorldModelVec(_LatentDynamics, VectorObservationWrapper):
         VectorObservationWrapper.__init__(self, env)
         self.model = _inference_model(model_or_checkpoint, device)
         _check_observations(self.model, env.single_observation_space, _env_id(env), "vector env")
+        self.memory_format = _fastest_layout(self.model, env.num_envs)
         self.single_observation_space = self.model.latent_space
         self.observation_space = batch_space(self.single_observation_space, env.num_envs)
 

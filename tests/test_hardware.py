@@ -127,3 +127,44 @@ def test_describe_machine_names_model_and_capability():
     line = hardware.describe_machine()
     assert hardware.cpu_info().model in line
     assert f"CPU capability {torch.backends.cpu.get_cpu_capability()}" in line
+
+
+def _timed_by_layout(conv: torch.nn.Module, slow: torch.memory_format):
+    """A stand-in for an inference call that is slow exactly when the weights are in layout ``slow``."""
+    import time
+
+    def run():
+        if conv.weight.is_contiguous(memory_format=slow):
+            time.sleep(0.002)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "slow, faster", [(torch.contiguous_format, torch.channels_last), (torch.channels_last, torch.contiguous_format)]
+)
+def test_pick_memory_format_keeps_the_faster_layout(slow, faster):
+    from sen_rl.hardware import pick_memory_format
+
+    conv = torch.nn.Conv2d(4, 8, 3)
+    assert pick_memory_format([conv], _timed_by_layout(conv, slow), repeats=3) == faster
+    assert conv.weight.is_contiguous(memory_format=faster)  # the modules are left in it
+
+
+def test_wrapper_latents_do_not_depend_on_the_chosen_layout():
+    import gymnasium as gym
+    import numpy as np
+
+    import sen_rl
+    from sen_rl.model import build_model
+
+    model = build_model("SEN-Reacher-v0", "sen", preset="smoke", env_kwargs={"size": 64})
+    env = gym.make("SEN-Reacher-v0", size=64)
+    obs, _ = env.reset(seed=0)
+    wrapped = sen_rl.SENWorldModel(env, model)
+    ref = model.export().encode(obs[None]).detach().numpy()[0]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        for m in (wrapped.model.embedding, wrapped.model.encoder):
+            m.to(memory_format=fmt)
+        np.testing.assert_allclose(wrapped.observation(obs), ref, rtol=1e-4, atol=1e-5)
+    assert wrapped.memory_format in (torch.contiguous_format, torch.channels_last)
