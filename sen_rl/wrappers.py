@@ -31,21 +31,22 @@ ModelLike = WorldModel | str | os.PathLike
 def _inference_model(model_or_checkpoint: ModelLike, device: str | torch.device | None) -> WorldModel:
     device = torch.device(device or "cpu")
     if isinstance(model_or_checkpoint, WorldModel):
-        model = model_or_checkpoint.export().to(device)
-    elif isinstance(model_or_checkpoint, str | os.PathLike):
-        model = load_model(model_or_checkpoint, map_location=device, export=True)
-    else:
-        raise TypeError(
-            "model_or_checkpoint must be a WorldModel or the path of a checkpoint, "
-            f"got {type(model_or_checkpoint).__name__}"
-        )
-    return model
+        return model_or_checkpoint.export().to(device)
+    if isinstance(model_or_checkpoint, str | os.PathLike):
+        return load_model(model_or_checkpoint, map_location=device, export=True)
+    raise TypeError(
+        "model_or_checkpoint must be a WorldModel or the path of a checkpoint, "
+        f"got {type(model_or_checkpoint).__name__}"
+    )
 
 
 def _fastest_layout(model: WorldModel, batch: int) -> torch.memory_format:
     """Leave the encoder's weights in the memory layout that encodes ``batch`` observations fastest
     on this machine and return it: at batch 1 PyTorch's kernel choice, and so the faster layout,
-    differs by layer shape and machine (docs/agents.md, "Agent speed")."""
+    differs by layer shape and machine (docs/agents.md, "Agent speed"). Timed on the CPU only
+    (a GPU's asynchronous calls would need synchronising); elsewhere the weights stay contiguous."""
+    if next(model.parameters()).device.type != "cpu":
+        return torch.contiguous_format
     blank = np.zeros((batch, *model.obs_shape), dtype=np.uint8)
     with torch.inference_mode():
         return pick_memory_format([model.embedding, model.encoder], lambda: model.encode(blank))
