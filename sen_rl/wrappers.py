@@ -41,10 +41,11 @@ def _inference_model(model_or_checkpoint: ModelLike, device: str | torch.device 
 
 
 def _fastest_layout(model: WorldModel, batch: int) -> torch.memory_format:
-    """Leave the encoder's weights in the memory layout that encodes ``batch`` observations fastest
-    on this machine and return it: at batch 1 PyTorch's kernel choice, and so the faster layout,
-    differs by layer shape and machine (docs/agents.md, "Agent speed"). Timed on the CPU only
-    (a GPU's asynchronous calls would need synchronising); elsewhere the weights stay contiguous."""
+    """Leave the embedding's and encoder's weights in the memory layout that encodes ``batch``
+    observations fastest on this machine and return it: at batch 1 PyTorch's kernel choice, and so
+    the faster layout, differs by layer shape and machine (docs/agents.md, "Agent speed"). Timed
+    on the CPU only (a GPU's asynchronous calls would need synchronising); elsewhere the weights
+    stay contiguous."""
     if next(model.parameters()).device.type != "cpu":
         return torch.contiguous_format
     blank = np.zeros((batch, *model.obs_shape), dtype=np.uint8)
@@ -120,8 +121,8 @@ class SENWorldModel(_LatentDynamics, gym.ObservationWrapper):
     :param device: torch device of the model (default CPU).
 
     ``observation_space`` is the model's ``latent_space`` (float32); the pixels stay
-    available through ``env.render()`` and the wrapped env. ``memory_format`` is the encoder's
-    weight layout, timed at construction (a few hundred encodes) and kept where faster.
+    available through ``env.render()`` and the wrapped env. ``memory_format`` is the layout
+    of the embedding's and encoder's weights, timed at construction (a few hundred encodes).
     """
 
     def __init__(self, env: gym.Env, model_or_checkpoint: ModelLike, device: str | torch.device | None = None):
