@@ -35,7 +35,7 @@ Variants: ``"sen"`` (plain CNN S, escnn E and T), ``"none"`` (plain S, plain CNN
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -300,13 +300,26 @@ def input_size(preset: str, obs_space) -> int:
     return size
 
 
-def build(variant: str, preset: str, obs_space, action_space) -> DomainNets:
-    """The Reacher world-model networks of ``variant`` ("sen", "none", "full") at ``preset`` size."""
+#: widths of a preset that ``build`` lets a run override (``--net-kwargs``), to vary network size alone
+WIDTH_KEYS = ("sen_channels", "enc_fields", "trans_fields")
+
+
+def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> DomainNets:
+    """The Reacher world-model networks of ``variant`` ("sen", "none", "full") at ``preset`` size.
+
+    ``widths`` (keys of :data:`WIDTH_KEYS`) replace the preset's: e.g. ``enc_fields=32`` doubles
+    the `cpu` encoder, to measure what network size alone buys (docs/RESULTS_findings.md, Reacher).
+    """
     check_choice("variant", variant, CONTRASTIVE_VARIANTS)
     size = input_size(preset, obs_space)
     if tuple(getattr(action_space, "shape", ()) or ()) != (ACTION_DIM,):
         raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
-    cfg = PRESET_SIZES[preset]
+    for key, value in widths.items():
+        if key not in WIDTH_KEYS:
+            raise ValueError(f"unknown Reacher network keyword {key!r}; the widths a run may set are {WIDTH_KEYS}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Reacher network width {key} must be a positive integer, got {value!r}")
+    cfg = replace(PRESET_SIZES[preset], **widths)
 
     if variant == "full":
         embedding: nn.Module = equivariant_embedding(size, cfg.full_fields, cfg.dilations)

@@ -354,3 +354,25 @@ def test_escnn_solves_kernel_bases_without_scikit_learn(monkeypatch):
     assert basis.shape == (3, 1)
     np.testing.assert_allclose(np.asarray(a) @ basis, 0, atol=1e-12)
     np.testing.assert_array_equal(basis, _numerical.null(a, use_sparse=False))  # the same basis every time
+
+
+def test_widths_override_the_preset_and_stay_equivariant():
+    torch.manual_seed(0)
+    nets = reacher.build("sen", "smoke", OBS, ACT, enc_fields=6, sen_channels=4)
+    assert nets.info["sizes"]["enc_fields"] == 6 and nets.info["sizes"]["sen_channels"] == 4
+    assert nets.embedding.net[0].out_channels == 4  # the plain SEN's width
+    wide = sum(p.numel() for p in nets.encoder.parameters())
+    base = sum(p.numel() for p in reacher.build("sen", "smoke", OBS, ACT).encoder.parameters())
+    assert wide > base  # 6 regular fields against the preset's 4
+    enc = eval_nets(nets, torch.float64).encoder
+    _, v, _, _ = _batch()
+    with torch.no_grad():
+        z = enc(v)
+        for g in D4_ELEMENTS:
+            assert rel_err(enc(d4_act_on_embedding(g, v)), d4_act_on_latent(g, z)) < 1e-4, g
+
+
+@pytest.mark.parametrize("kwargs", [{"enc_field": 8}, {"enc_fields": 0}, {"sen_channels": 2.5}, {"trans_fields": True}])
+def test_widths_refuse_unknown_keys_and_bad_values(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        reacher.build("sen", "smoke", OBS, ACT, **kwargs)
