@@ -125,7 +125,8 @@ def plot(runs: list[Run], path: str) -> None:
 
     from sen_rl.fileio import atomic_write
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    rows = math.ceil(len(runs) / 2)  # of the legend below the panels
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4 + 0.2 * rows), sharey=True)
     for r in runs:
         epochs = [h["epoch"] for h in r.history]
         mrr = [100 * h["val_mrr"] for h in r.history]
@@ -137,8 +138,10 @@ def plot(runs: list[Run], path: str) -> None:
     for ax in axes:
         ax.axhline(85, color="grey", lw=0.8, ls="--")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    # below both panels: inside one it hides the curves once there are more than a few runs
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 * rows, 1, 1))
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
