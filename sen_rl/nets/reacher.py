@@ -315,8 +315,7 @@ def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> 
     if tuple(getattr(action_space, "shape", ()) or ()) != (ACTION_DIM,):
         raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
     for key, value in widths.items():
-        if key not in WIDTH_KEYS:
-            raise ValueError(f"unknown Reacher network keyword {key!r}; the widths a run may set are {WIDTH_KEYS}")
+        check_choice("Reacher network keyword", key, WIDTH_KEYS)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Reacher network width {key} must be a positive integer, got {value!r}")
     cfg = replace(PRESET_SIZES[preset], **widths)
