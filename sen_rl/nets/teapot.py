@@ -278,6 +278,7 @@ def build(
     none_latent: str = "free",
     none_batch_norm: bool = False,
     none_action: str = "vector",
+    none_hidden: int | None = None,
 ) -> DomainNets:
     """Networks of SEN-Teapot-v0; see the module docstring for the conventions.
 
@@ -286,9 +287,17 @@ def build(
     baseline is ``none_batch_norm=True, none_action="matrix"``, set in the domain table
     (``sen_rl.domains``), so checkpoints store it; these defaults are the networks of the
     "none" checkpoints written before (stored without the keywords), which collapsed to a
-    constant latent (docs/RESULTS_findings.md, Teapot).
+    constant latent (docs/RESULTS_findings.md, Teapot). ``none_hidden`` replaces the preset's
+    width of the "none" transition MLP (``--net-kwargs '{"none_hidden": 512}'``: the paper
+    preset's width on the cpu networks, to measure what the MLP's width alone buys).
     """
     check_choice("variant", variant, VARIANTS)
+    if none_hidden is not None and (
+        not isinstance(none_hidden, int) or isinstance(none_hidden, bool) or none_hidden < 1
+    ):
+        raise ValueError(
+            f"Teapot's none_hidden (the none transition's width) must be a positive integer, got {none_hidden!r}"
+        )
     check_choice("none_latent", none_latent, NONE_LATENTS)
     check_choice("none_action", none_action, NONE_ACTION_INPUTS)
     if variant == "full":
@@ -298,7 +307,9 @@ def build(
         )
     check_choice("variant", variant, TEAPOT_VARIANTS)
     check_choice("preset", preset, PRESETS)
-    sizes = PRESET_SIZES[preset]
+    sizes = dict(PRESET_SIZES[preset])
+    if none_hidden is not None:
+        sizes["hidden"] = none_hidden
     if len(obs_space.shape) != 3:
         raise ValueError(f"Teapot observations are [H, W, C] images, got shape {obs_space.shape}")
     height, width, channels = (int(s) for s in obs_space.shape)

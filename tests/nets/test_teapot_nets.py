@@ -284,6 +284,20 @@ def test_presets_sizes():
     assert nets.embedding(torch.rand(2, 1, 32, 48)).shape == (2, 3, 3)
 
 
+def test_none_hidden_widens_only_the_none_transition():
+    nets = build("none", "cpu", OBS, LARGE, none_action="matrix", none_hidden=512)
+    widths = [m.out_features for m in nets.transition.net if isinstance(m, torch.nn.Linear)]
+    assert widths == [512, 512, 9] and nets.info["sizes"]["hidden"] == 512
+    base = build("none", "cpu", OBS, LARGE, none_action="matrix")
+    # the CNN is the preset's, unchanged
+    assert [p.shape for p in nets.embedding.parameters()] == [p.shape for p in base.embedding.parameters()]
+    z, a = torch.randn(4, 3, 3), torch.randn(4, 3)
+    assert nets.transition(z, a).shape == (4, 3, 3)
+    for bad in (0, -3, 2.5, True, "512"):
+        with pytest.raises(ValueError, match="none_hidden"):
+            build("none", "cpu", OBS, LARGE, none_hidden=bad)
+
+
 def test_bad_choices_raise():
     with pytest.raises(ValueError, match="no 'full' variant") as err:
         build("full", "smoke", OBS, SMALL)
