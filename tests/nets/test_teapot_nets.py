@@ -379,14 +379,16 @@ def test_the_domain_tables_none_is_the_baseline_and_old_checkpoints_load(tmp_pat
     from sen_rl.model import build_model, load_model
 
     model = build_model("SEN-Teapot-v0", "none", "smoke", env_kwargs={"actions": "large"})
-    assert model.config.net_kwargs == {"none_batch_norm": True, "none_action": "matrix"}
+    assert model.config.net_kwargs == {"none_batch_norm": True, "none_action": "matrix", "none_hidden": 512}
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert model.nets.transition.action_input == "matrix"
+    assert model.nets.transition.net[0].out_features == 512
 
     old = build_model("SEN-Teapot-v0", "none", "smoke", env_kwargs={"actions": "large"}, net_kwargs={})
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in old.modules())
     old.save(tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.nets.transition.action_input == "vector"
+    assert loaded.nets.transition.net[0].out_features == 32  # the smoke preset's width, as it was built
     for (name, a), b in zip(old.saved_state().items(), loaded.saved_state().values(), strict=True):
         assert torch.equal(a, b), name
