@@ -72,7 +72,8 @@ N_SMALL_ACTIONS = len(TEAPOT_SMALL_ROTATIONS)
 
 #: Sizes per preset. ``channels``: the 4 stride-2 conv layers of S (4x4 kernels, padding 1,
 #: each halves the map); ``fc``: width of S's 2 hidden FC layers (3 FC layers in all);
-#: ``hidden``: width of the "none" transition MLP.
+#: ``hidden``: width of the "none" transition MLP (the domain table's ``none_hidden=512`` replaces it:
+#: checkpoints written before it keep these widths).
 PRESET_SIZES: dict[str, dict] = {
     "smoke": {"channels": (4, 4, 8, 8), "fc": 32, "hidden": 32},
     "cpu": {"channels": (16, 16, 32, 32), "fc": 128, "hidden": 128},
@@ -284,12 +285,11 @@ def build(
 
     ``none_latent`` (:data:`NONE_LATENTS`), ``none_batch_norm`` (BatchNorm in the free latent's
     CNN) and ``none_action`` (:data:`NONE_ACTION_INPUTS`) apply to ``"none"`` only. The
-    baseline is ``none_batch_norm=True, none_action="matrix"``, set in the domain table
+    baseline is ``none_batch_norm=True, none_action="matrix", none_hidden=512``, set in the domain table
     (``sen_rl.domains``), so checkpoints store it; these defaults are the networks of the
     "none" checkpoints written before (stored without the keywords), which collapsed to a
     constant latent (docs/RESULTS_findings.md, Teapot). ``none_hidden`` replaces the preset's
-    width of the "none" transition MLP (``--net-kwargs '{"none_hidden": 512}'``: the paper
-    preset's width on the cpu networks, to measure what the MLP's width alone buys).
+    width of the "none" transition MLP (the ``cpu`` preset's 128 ranked 10-12 points lower in HH@1).
     """
     check_choice("variant", variant, VARIANTS)
     if none_hidden is not None and (
