@@ -120,37 +120,42 @@ def parts(preset: str, workdir: Path, models: Path) -> list[Part]:
         ]  # fmt: skip
     if preset != "cpu":
         raise ValueError(f"unknown preset {preset!r}: choose smoke or cpu")
-    reproduce = f"python -m benchmarks.reproduce --preset cpu --seeds 0 1 2 --jobs 2 --workdir {models.parent}"
+    # the reproduction writes WORKDIR/runs/reproduce/cpu: name that WORKDIR when --models is such a folder
+    root = models.parents[2] if models.parts[-3:-1] == ("runs", "reproduce") else None
+    reproduce = "python -m benchmarks.reproduce --preset cpu --seeds 0 1 2 --jobs 2" + (
+        f" --workdir {root}" if root is not None and str(root) != "." else ""
+    )
+    where = "" if root is not None else " (it writes runs/reproduce/cpu: pass that folder as --models)"
     teapot, teapot_files = _checkpoints(f"{models}/teapot", ("sen", "none"))
     reacher, reacher_files = _checkpoints(f"{models}/reacher", ("sen", "none", "full"))
     plan = ("-m", "benchmarks.plan_checkpoints", "--goals", "100", "--threads", "1", "--quiet")
     rl_world_model = f"{w}/rl_reacher/world_model_cpu/best.pt"
-    # minutes: single-threaded, measured beside other jobs in docs/agents.md and halved
+    # minutes: each part's wall time in the suite's run on an idle 2-core Xeon (docs/agents.md)
     return [
-        *_per_seed("planning-shapes", "benchmarks.planning", ["--preset", "cpu"], 3, f"{w}/planning_shapes"),
+        *_per_seed("planning-shapes", "benchmarks.planning", ["--preset", "cpu"], 4.5, f"{w}/planning_shapes"),
         *_per_seed(
             "planning-cubes",
             "benchmarks.planning",
             ["--env", "SEN-Cubes-v0", "--preset", "cpu"],
-            17,
+            18,
             f"{w}/planning_cubes",
         ),
         Part(
             "planning-teapot",
             (*plan, *teapot, "--out", f"{w}/plan_teapot.md", "--json", f"{w}/plan_teapot.json"),
-            1,
+            2,
             needs=tuple(teapot_files),
-            needs_hint=f"{reproduce} --only teapot",
+            needs_hint=f"{reproduce} --only teapot{where}",
         ),
         Part(
             "planning-reacher",
             (*plan, *reacher, "--horizon", "3", "--out", f"{w}/plan_reacher.md", "--json", f"{w}/plan_reacher.json"),
-            6,
+            8,
             needs=tuple(reacher_files),
-            needs_hint=f"{reproduce} --only reacher",
+            needs_hint=f"{reproduce} --only reacher{where}",
         ),
         # seed 0 trains the world model the other seeds share; its minutes include that training
-        *_per_seed("rl-reacher", "benchmarks.rl_reacher", ["--preset", "cpu"], 10, f"{w}/rl_reacher", first=16),
+        *_per_seed("rl-reacher", "benchmarks.rl_reacher", ["--preset", "cpu"], 15, f"{w}/rl_reacher", first=23),
         Part(
             "speed",
             ("-m", "benchmarks.agent_speed", "--checkpoint", rl_world_model, "--json", f"{w}/agent_speed.json"),

@@ -107,3 +107,13 @@ def test_the_presets_commands_parse(preset, tmp_path):
             assert len(p.after) == len(agent_suite.SEEDS)
     names = {p.name for p in todo}
     assert "speed" in names and next(p for p in todo if p.name == "speed").alone
+
+
+def test_the_missing_models_hint_is_a_command_that_makes_them_there(tmp_path):
+    hints = {p.name: p.needs_hint for p in parts("cpu", tmp_path, tmp_path / "x" / "runs" / "reproduce" / "cpu")}
+    assert hints["planning-reacher"].startswith("python -m benchmarks.reproduce --preset cpu")
+    assert f"--workdir {tmp_path / 'x'} --only reacher" in hints["planning-reacher"]
+    assert "--only teapot" in hints["planning-teapot"]
+    # models somewhere the reproduction does not write: the hint says where it does
+    other = {p.name: p.needs_hint for p in parts("cpu", tmp_path, tmp_path / "models")}
+    assert "pass that folder as --models" in other["planning-teapot"]
