@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sen_rl.fileio import atomic_write_text
-from sen_rl.hardware import cpu_info
+from sen_rl.hardware import describe_machine
 
 SEEDS = (0, 1, 2)
 
@@ -275,12 +275,6 @@ def run_suite(todo: list[Part], workdir: Path, lanes: int, python: str = sys.exe
     return outcomes
 
 
-def machine() -> str:
-    """The CPU and core count every figure of the table names."""
-    info = cpu_info()
-    return f"{info.model} ({info.arch}, torch CPU capability {info.capability}), {os.cpu_count()} cores"
-
-
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}"
@@ -289,14 +283,14 @@ def _clock(seconds: float) -> str:
 def save(outcomes: dict[str, Outcome], todo: list[Part], workdir: Path, lanes: int, wall: float) -> None:
     """``suite.json`` (every outcome, to resume) and ``suite.md`` (the table)."""
     entries = {p.name: vars(outcomes[p.name]) for p in todo if p.name in outcomes}
-    payload = {"lanes": lanes, "wall_seconds": wall, "machine": machine(), "parts": entries}
+    payload = {"lanes": lanes, "wall_seconds": wall, "machine": describe_machine(), "parts": entries}
     atomic_write_text(workdir / "suite.json", json.dumps(payload, indent=1))
     atomic_write_text(workdir / "suite.md", table(outcomes, todo, lanes, wall))
 
 
 def table(outcomes: dict[str, Outcome], todo: list[Part], lanes: int, wall: float) -> str:
     lines = [
-        f"Agent benchmark suite: {lanes} lane(s) of one torch thread each, {machine()}.",
+        f"Agent benchmark suite: {lanes} lane(s) of one torch thread each, {describe_machine()}.",
         "",
         "| part | lane | start | end | wall time | status |",
         "|---|---|---|---|---|---|",
