@@ -17,7 +17,8 @@ listed as not run, with the command that trains them.
 Each part's output goes to ``WORKDIR/logs/PART.log``; ``WORKDIR/suite.md`` and ``suite.json``
 hold the lanes, start and end of every part and the total wall time, rewritten after every part.
 A rerun skips the parts that finished with the same command (the benchmarks cache their own
-work too), so time a fresh ``--workdir``.
+work too), so time a fresh ``--workdir``. Interrupted, the suite stops the parts it started and
+records them as interrupted.
 """
 
 from __future__ import annotations
@@ -236,41 +237,53 @@ def run_suite(todo: list[Part], workdir: Path, lanes: int, python: str = sys.exe
     def write() -> None:
         save(outcomes, todo, workdir, lanes, time.perf_counter() - t0)
 
-    while pending or running:
-        for p in list(pending):  # parts that can no longer run
-            bad = [a for a in p.after if a in outcomes and outcomes[a].status != "ok"]
-            if bad:
+    try:
+        while pending or running:
+            for p in list(pending):  # parts that can no longer run
+                bad = [a for a in p.after if a in outcomes and outcomes[a].status != "ok"]
+                if bad:
+                    pending.remove(p)
+                    outcomes[p.name] = Outcome("skipped", why=f"{bad[0]} did not finish")
+            free = [lane for lane in range(lanes) if lane not in running]
+            for p in list(pending):
+                if not free:
+                    break
+                ready = all(a in outcomes and outcomes[a].status == "ok" for a in p.after)
+                # a part that must run alone waits for every other part to finish
+                others = [q for q in pending if q is not p and not q.alone]
+                if not ready or (p.alone and (running or others)) or any(r[0].alone for r in running.values()):
+                    continue
+                lane = free.pop(0)
+                log = open(workdir / "logs" / f"{p.name}.log", "w")
+                log.write(f"$ python {shlex.join(p.argv)}\n")
+                log.flush()
+                proc = subprocess.Popen([python, *p.argv], stdout=log, stderr=subprocess.STDOUT, env=env)
+                running[lane] = (p, proc, time.perf_counter() - t0, log)
                 pending.remove(p)
-                outcomes[p.name] = Outcome("skipped", why=f"{bad[0]} did not finish")
-        free = [lane for lane in range(lanes) if lane not in running]
-        for p in list(pending):
-            if not free:
-                break
-            ready = all(a in outcomes and outcomes[a].status == "ok" for a in p.after)
-            # a part that must run alone waits for every other part to finish
-            others = [q for q in pending if q is not p and not q.alone]
-            if not ready or (p.alone and (running or others)) or any(r[0].alone for r in running.values()):
-                continue
-            lane = free.pop(0)
-            log = open(workdir / "logs" / f"{p.name}.log", "w")
-            log.write(f"$ python {shlex.join(p.argv)}\n")
-            log.flush()
-            proc = subprocess.Popen([python, *p.argv], stdout=log, stderr=subprocess.STDOUT, env=env)
-            running[lane] = (p, proc, time.perf_counter() - t0, log)
-            pending.remove(p)
-            print(f"[{_clock(time.perf_counter() - t0)}] lane {lane}: start {p.name}", flush=True)
-        time.sleep(poll)
-        for lane, (p, proc, start, log) in list(running.items()):
-            if proc.poll() is None:
-                continue
+                print(f"[{_clock(time.perf_counter() - t0)}] lane {lane}: start {p.name}", flush=True)
+            time.sleep(poll)
+            for lane, (p, proc, start, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                end = time.perf_counter() - t0
+                status = "ok" if proc.returncode == 0 else "failed"
+                why = "" if status == "ok" else f"exit code {proc.returncode}: see logs/{p.name}.log"
+                outcomes[p.name] = Outcome(status, lane, start, end, proc.returncode, why, argv=list(p.argv))
+                del running[lane]
+                print(f"[{_clock(end)}] lane {lane}: {status} {p.name} ({_clock(end - start)})", flush=True)
+                write()
+    except BaseException:
+        # interrupted (Ctrl-C, an error here): stop the parts still running rather than leave
+        # them behind, and record them, so that a rerun starts them again
+        for lane, (p, proc, start, log) in running.items():
+            proc.terminate()
+            proc.wait()
             log.close()
             end = time.perf_counter() - t0
-            status = "ok" if proc.returncode == 0 else "failed"
-            why = "" if status == "ok" else f"exit code {proc.returncode}: see logs/{p.name}.log"
-            outcomes[p.name] = Outcome(status, lane, start, end, proc.returncode, why, argv=list(p.argv))
-            del running[lane]
-            print(f"[{_clock(end)}] lane {lane}: {status} {p.name} ({_clock(end - start)})", flush=True)
-            write()
+            outcomes[p.name] = Outcome("failed", lane, start, end, proc.returncode, "interrupted", argv=list(p.argv))
+        write()
+        raise
     write()
     return outcomes
 

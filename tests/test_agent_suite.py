@@ -117,3 +117,34 @@ def test_the_missing_models_hint_is_a_command_that_makes_them_there(tmp_path):
     # models somewhere the reproduction does not write: the hint says where it does
     other = {p.name: p.needs_hint for p in parts("cpu", tmp_path, tmp_path / "models")}
     assert "pass that folder as --models" in other["planning-teapot"]
+
+
+def test_an_interrupted_suite_stops_its_parts_and_a_rerun_starts_them_again(tmp_path, monkeypatch):
+    import os
+    import time
+
+    pid_file, done = tmp_path / "pid", tmp_path / "quick now"
+    code = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        f"os.path.exists({str(done)!r}) or time.sleep(60)"
+    )
+    slow = Part("slow", ("-c", code), 1)
+    real_sleep = time.sleep
+
+    def interrupt_once_started(seconds):
+        real_sleep(seconds)
+        if pid_file.exists() and pid_file.read_text():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent_suite.time, "sleep", interrupt_once_started)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite([slow], tmp_path, lanes=1, poll=0.05)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # the part's process is gone, not left running
+        os.kill(pid, 0)
+    saved = json.loads((tmp_path / "suite.json").read_text())["parts"]["slow"]
+    assert saved["status"] == "failed" and saved["why"] == "interrupted"
+    monkeypatch.undo()
+    done.touch()
+    again = run_suite([slow], tmp_path, lanes=1, poll=0.02)["slow"]  # the same command: run again, not skipped
+    assert again.status == "ok" and not again.earlier
