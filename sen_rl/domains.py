@@ -174,6 +174,13 @@ def check_choice(name: str, value: str, allowed) -> str:
     return value
 
 
+def check_positive_int(name: str, value) -> int:
+    """``value`` if it is a positive int (not a bool), else a ValueError naming the option."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 _SMALL_TURN = 2 * np.pi / 30  # Teapot's small actions
 _GRID_GOAL = GoalTask(success="exact", tolerance=0.0, goal_steps=5, max_steps=20)
 

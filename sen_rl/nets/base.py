@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sen_rl.domains import CONTRASTIVE_VARIANTS, PRESETS, VARIANTS, check_choice  # noqa: F401  (re-exported for the nets)
+from sen_rl.domains import (  # noqa: F401  (re-exported for the nets)
+    CONTRASTIVE_VARIANTS,
+    PRESETS,
+    VARIANTS,
+    check_choice,
+    check_positive_int,
+)
 
 
 @dataclass

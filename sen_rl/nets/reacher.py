@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from sen_rl.groups import D4_ELEMENTS
-from sen_rl.nets.base import CONTRASTIVE_VARIANTS, PRESETS, DomainNets, check_choice
+from sen_rl.nets.base import CONTRASTIVE_VARIANTS, PRESETS, DomainNets, check_choice, check_positive_int
 from sen_rl.nets.escnn_utils import EscnnNet, d4_gspace, dilated_basis, import_escnn, linear, r2conv
 
 N_LATENT_FIELDS = 4  # D4-regular latent fields
@@ -316,8 +316,7 @@ def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> 
         raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
     for key, value in widths.items():
         check_choice("Reacher network keyword", key, WIDTH_KEYS)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Reacher network width {key} must be a positive integer, got {value!r}")
+        check_positive_int(f"Reacher network width {key}", value)
     cfg = replace(PRESET_SIZES[preset], **widths)
 
     if variant == "full":

@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sen_rl.groups import TEAPOT_ACTION_MODES, TEAPOT_SMALL_ROTATIONS, axis_angle_to_matrix
-from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice
+from sen_rl.nets.base import PRESETS, VARIANTS, DomainNets, check_choice, check_positive_int
 
 TEAPOT_VARIANTS = ("sen", "none", "hvae")
 N_SMALL_ACTIONS = len(TEAPOT_SMALL_ROTATIONS)
@@ -289,15 +289,11 @@ def build(
     (``sen_rl.domains``), so checkpoints store it; these defaults are the networks of the
     "none" checkpoints written before (stored without the keywords), which collapsed to a
     constant latent (docs/RESULTS_findings.md, Teapot). ``none_hidden`` replaces the preset's
-    width of the "none" transition MLP (the ``cpu`` preset's 128 ranked 10-12 points lower in HH@1).
+    width of the "none" transition MLP (the ``cpu`` preset's 128 ranked 10-11 points lower in HH@1).
     """
     check_choice("variant", variant, VARIANTS)
-    if none_hidden is not None and (
-        not isinstance(none_hidden, int) or isinstance(none_hidden, bool) or none_hidden < 1
-    ):
-        raise ValueError(
-            f"Teapot's none_hidden (the none transition's width) must be a positive integer, got {none_hidden!r}"
-        )
+    if none_hidden is not None:
+        check_positive_int("Teapot's none_hidden (the none transition's width)", none_hidden)
     check_choice("none_latent", none_latent, NONE_LATENTS)
     check_choice("none_action", none_action, NONE_ACTION_INPUTS)
     if variant == "full":
