@@ -3,7 +3,7 @@ per update of finished (or stopped) `sen-rl train` runs, one curve per run, and 
 best checkpoint scored on an evaluation set.
 
     python -m benchmarks.budget_curve "cpu, 64px, 10k, batch 64=runs/budget/b64_n1000" \\
-        "paper, 128px, 20k, batch 256, H200=docs/results/reacher_paper_h200_seed0.json" \\
+        "paper, 128px, 20k, batch 256, H200=docs/results/reacher_paper_h200_sen_seed0.json" \\
         --eval data/reacher_eval_64.h5 data/reacher_eval_128.h5 --plot docs/img/reacher_budget.png
 
 A run is ``LABEL=PATH``: a run folder of ``sen-rl train`` (its ``last.pt`` holds the history,
