@@ -198,12 +198,12 @@ SIZES = {
         "teapot": (20000, 1000, 150, None),
         "teapot_small": (20000, 1000, 10, 256),
         # batch None: the domain's own cpu batch (sen_rl.domains, preset_batch_size: 64 on the grids)
-        # 2D Shapes: 30 epochs at batch 64, 8,460 updates (the paper's: about 9,800). At 10 the
-        # escnn CNN (`full`) was still on the plateau where nothing moves on 2 of 3 seeds and
-        # drifted over 10 steps (52.6, 60.4%); at 30 every variant's seeds have left it
-        # (docs/RESULTS_findings.md, 2D Shapes)
+        # the grids: 30 epochs at batch 64, 8,460 updates (the paper's: about 9,800). At 10 the
+        # escnn CNN (`full`) was still on the plateau where nothing moves on 2 of 3 2D Shapes
+        # seeds and drifted over 10 steps (52.6, 60.4%), and on 3D Blocks both baselines made
+        # half their moves; at 30 every variant has left it (docs/RESULTS_findings.md)
         "shapes_up": (20000, 1000, 30, None),
-        "cubes_urd": (20000, 1000, 10, None),
+        "cubes_urd": (20000, 1000, 30, None),
         "reacher": (1000, 500, 10, 256),
         "reacher_pos": (1000, 500, 10, 256),
     },
