@@ -201,8 +201,8 @@ SIZES = {
         # the grids: 30 epochs at batch 64, 8,460 updates (the paper's: about 9,800). At 10 the
         # escnn CNN (`full`) was still on the plateau where nothing moves on 2 of 3 2D Shapes
         # seeds and drifted over 10 steps (52.6, 60.4%), and on 3D Blocks both baselines made
-        # about half their moves; at 30 every variant ranks higher at 10 steps on every seed
-        # (docs/RESULTS_findings.md, 2D Shapes and 3D Blocks)
+        # about half their moves; at 30 `sen` and 2D Shapes' `full` are at 100% on every seed,
+        # and 3D Blocks' baselines rise on the mean (docs/RESULTS_findings.md, 2D Shapes, 3D Blocks)
         "shapes_up": (20000, 1000, 30, None),
         "cubes_urd": (20000, 1000, 30, None),
         "reacher": (1000, 500, 10, 256),
