@@ -127,11 +127,14 @@ def plot(runs: list[Run], path: str) -> None:
 
     rows = math.ceil(len(runs) / 2)  # of the legend below the panels
     fig, axes = plt.subplots(1, 2, figsize=(11, 4 + 0.2 * rows), sharey=True)
-    for r in runs:
+    # the default cycle has 10 colours: past 10 runs two curves would share one
+    colors = plt.cm.tab20.colors if len(runs) > 10 else plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(runs):
+        color = colors[i % len(colors)]
         epochs = [h["epoch"] for h in r.history]
         mrr = [100 * h["val_mrr"] for h in r.history]
-        axes[0].plot(epochs, mrr, marker=".", label=r.label)
-        axes[1].plot([e * r.updates_per_epoch for e in epochs], mrr, marker=".", label=r.label)
+        axes[0].plot(epochs, mrr, marker=".", color=color, label=r.label)
+        axes[1].plot([e * r.updates_per_epoch for e in epochs], mrr, marker=".", color=color, label=r.label)
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("optimiser updates")
     axes[0].set_ylabel("validation MRR (%)")
