@@ -212,7 +212,7 @@ def _announce_resume(cfg, payload: dict | None) -> None:
 
 
 #: train settings that must match the checkpoint a run resumes: not given again, they come from it
-RESUME_KEEPS = ("variant", "preset", "seed", "lr_schedule")
+RESUME_KEEPS = ("variant", "preset", "seed", "lr", "lr_schedule")
 
 
 def _resolve_resume_keeps(args) -> dict | None:
@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the run in OUT from the epoch after the last one saved in OUT/last.pt; "
-        "epochs and batch size not given again come from the checkpoint",
+        "epochs, batch size, learning rate and the other settings not given again come from the checkpoint",
     )
     p.add_argument("--overwrite", action="store_true", help="start again in an OUT that holds a run")
     p.add_argument(

@@ -223,7 +223,9 @@ def _prepare_run(
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from; drop --resume to start")
         payload = read_checkpoint(last_path)
         saved = payload.get("train_config", {})
-        for key in ("variant", "preset", "seed", "lr_schedule"):
+        # the learning rate too: Adam's loaded state would otherwise keep the old rate under a
+        # constant schedule while the run's record named the new one
+        for key in ("variant", "preset", "seed", "lr", "lr_schedule"):
             if key in saved and saved[key] != getattr(config, key):
                 raise ValueError(
                     f"--resume: {last_path} was trained with {key}={saved[key]!r}, not {getattr(config, key)!r}"

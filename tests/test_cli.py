@@ -203,20 +203,25 @@ def test_collect_train_resume_end_to_end(tmp_path, capsys):
 
     train = ["train", "--data", str(data), "--out", str(run), "--batch-size", "8"]
     train += ["--device", "cpu", "--threads", "1"]
-    assert cli.main([*train, "--epochs", "1", "--variant", "none", "--preset", "smoke", "--seed", "3"]) == 0
+    first = ["--epochs", "1", "--variant", "none", "--preset", "smoke", "--seed", "3", "--lr", "1e-3"]
+    assert cli.main([*train, *first]) == 0
     out, err = capsys.readouterr()
     assert "epoch 1/1:" in out and "checkpoints:" in out and "\r" not in err
     assert cli.main([*train, "--epochs", "1"]) == 2  # a run is there: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err
-    # variant, preset and seed not given again come from the checkpoint; given, they must match it
+    # variant, preset, seed and learning rate not given again come from the checkpoint; given, they must match it
     assert cli.main([*train, "--resume", "--variant", "sen", "--epochs", "2"]) == 2
     assert "variant='none', not 'sen'" in capsys.readouterr().err
+    assert cli.main([*train, "--resume", "--lr", "5e-4", "--epochs", "2"]) == 2
+    assert "lr=0.001, not 0.0005" in capsys.readouterr().err
     assert cli.main([*train, "--epochs", "2", "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"resuming {run / 'last.pt'} from epoch 2 of 2" in out and "epoch 2/2:" not in out
     saved = read_checkpoint(run / "last.pt")
     assert saved["epoch"] == 1 and saved["config"]["variant"] == "none" and saved["config"]["preset"] == "smoke"
     assert saved["train_config"]["seed"] == 3
+    # the rate the resumed epoch ran at (Adam's restored state) is the one the run records
+    assert saved["train_config"]["lr"] == 1e-3 == saved["optimizer_state"]["param_groups"][0]["lr"]
 
 
 def test_plan_smoke_checkpoint_writes_json(tmp_path, capsys):
