@@ -141,6 +141,16 @@ def test_reproduce_experiments_take_the_domain_defaults():
     assert "full" not in reproduce.EXPERIMENTS["teapot"].variants
 
 
+def test_reproduce_training_settings_layer_experiment_then_variant():
+    settings = reproduce.training_settings
+    # an experiment-wide rate reaches every variant; a variant's own settings go on top
+    for variant in ("sen", "none", "full"):
+        assert settings("reacher", variant, "cpu") == {"epochs": 60, "batch_size": 64, "lr": 1e-3}
+    assert settings("teapot", "hvae", "cpu") == {"epochs": 4, "batch_size": 64, "lr": 1e-3}
+    assert settings("teapot", "sen", "cpu") == {"epochs": 150, "batch_size": None}  # the paper's lr
+    assert "lr" not in settings("reacher", "sen", "paper")
+
+
 def test_collect_speed_reports_every_run(capsys):
     assert (
         collect_speed.main(
