@@ -206,10 +206,10 @@ SIZES = {
         "shapes_up": (20000, 1000, 30, None),
         "cubes_urd": (20000, 1000, 30, None),
         # Reacher: at batch 256 and the paper's lr the cpu networks were still on their slow climb
-        # after 10 epochs (MRR 40-46%); at batch 64 and lr 1e-3 (TRAINING) they leave it between
-        # epochs 40 and 56 and reach MRR 86-93% by 60, about 28 min a run on one core
-        # (docs/RESULTS_findings.md, "The learning rate"). reacher_pos keeps the earlier setting
-        # until its 9 runs are made again
+        # after 10 epochs (MRR 40-46%). At batch 64 and lr 1e-3 (TRAINING) sen leaves it at epochs
+        # 45-56 on every seed, MRR 86-93% at 60 (33-37 min a run on one core; full 42-47 min);
+        # none only after about 90 (docs/RESULTS_findings.md, "Reacher", "The learning rate").
+        # reacher_pos keeps the earlier setting until its 9 runs are made again
         "reacher": (1000, 500, 60, 64),
         "reacher_pos": (1000, 500, 10, 256),
     },
