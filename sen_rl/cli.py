@@ -211,17 +211,13 @@ def _announce_resume(cfg, payload: dict | None) -> None:
         print(f"resuming {last} from epoch {following}" + (f" of {total}" if total is not None else ""))
 
 
-#: train settings that must match the checkpoint a run resumes: not given again, they come from it
-RESUME_KEEPS = ("variant", "preset", "seed", "lr", "lr_schedule")
-
-
 def _resolve_resume_keeps(args) -> dict | None:
-    """Fill the :data:`RESUME_KEEPS` options left out: from ``OUT/last.pt`` with --resume, else the defaults.
+    """Fill the ``sen_rl.train.RESUME_KEEPS`` options left out: from ``OUT/last.pt`` with --resume, else the defaults.
 
     Returns that checkpoint (None: no --resume, or no checkpoint, which train() reports).
     """
     from sen_rl.model import read_checkpoint
-    from sen_rl.train import TrainConfig
+    from sen_rl.train import RESUME_KEEPS, TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     last = Path(args.out) / "last.pt"
@@ -385,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sen_rl.data import CollectConfig
     from sen_rl.domains import PRESETS, VARIANTS
     from sen_rl.hardware import AMP_CHOICES
-    from sen_rl.train import LR_SCHEDULES, TrainConfig
+    from sen_rl.train import LR_SCHEDULES, RESUME_KEEPS, TrainConfig
 
     # no choices for --env: another registered env is collected with --symmetry (CollectConfig.validate)
     choices = {

@@ -112,6 +112,11 @@ class TrainConfig:
 
 LR_SCHEDULES = ("constant", "cosine")
 
+#: settings a resumed run takes from its checkpoint, and must match when given again. The learning
+#: rate too: Adam's restored state would otherwise keep the old rate under a constant schedule
+#: while the run's record named the new one
+RESUME_KEEPS = ("variant", "preset", "seed", "lr", "lr_schedule")
+
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
     """Cosine decay from ``base`` at step 0 to 0 at ``total_steps``."""
@@ -223,9 +228,7 @@ def _prepare_run(
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from; drop --resume to start")
         payload = read_checkpoint(last_path)
         saved = payload.get("train_config", {})
-        # the learning rate too: Adam's loaded state would otherwise keep the old rate under a
-        # constant schedule while the run's record named the new one
-        for key in ("variant", "preset", "seed", "lr", "lr_schedule"):
+        for key in RESUME_KEEPS:
             if key in saved and saved[key] != getattr(config, key):
                 raise ValueError(
                     f"--resume: {last_path} was trained with {key}={saved[key]!r}, not {getattr(config, key)!r}"
