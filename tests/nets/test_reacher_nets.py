@@ -372,7 +372,21 @@ def test_widths_override_the_preset_and_stay_equivariant():
             assert rel_err(enc(d4_act_on_embedding(g, v)), d4_act_on_latent(g, z)) < 1e-4, g
 
 
-@pytest.mark.parametrize("kwargs", [{"enc_field": 8}, {"enc_fields": 0}, {"sen_channels": 2.5}, {"trans_fields": True}])
+def test_plain_widths_override_the_none_networks():
+    nets = reacher.build("none", "smoke", OBS, ACT, plain_enc_channels=24, plain_trans_hidden=40)
+    assert nets.info["sizes"]["plain_enc_channels"] == 24 and nets.info["sizes"]["plain_trans_hidden"] == 40
+    convs = [m for m in nets.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.out_channels == 24 for c in convs[:-1]) and convs[-1].out_channels == 32  # the latent stays 32
+    assert nets.transition.net[0].out_features == 40 and nets.transition.net[-1].out_features == 32
+    _, v, _, _ = _batch()
+    with torch.no_grad():
+        assert eval_nets(nets, torch.float64).encoder(v).shape == (v.shape[0], 32)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"enc_field": 8}, {"enc_fields": 0}, {"sen_channels": 2.5}, {"trans_fields": True}, {"plain_trans_hidden": -1}],
+)
 def test_widths_refuse_unknown_keys_and_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         reacher.build("sen", "smoke", OBS, ACT, **kwargs)
