@@ -273,6 +273,7 @@ def cmd_eval(args) -> int:
             seed=args.seed,
             hh_samples=args.hh_samples,
             th_starts=args.th_starts,
+            unseen_from=args.unseen_from,
         )
     results["checkpoint"] = str(args.checkpoint)
     print(format_table(results))
@@ -450,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--th-starts", type=int, default=10, help="Teapot TH@1 traversals per axis (0: skip)")
     p.add_argument("--seed", type=int, default=0, help="seeds the DIE permutation")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument(
+        "--unseen-from",
+        metavar="TRAIN.h5",
+        help="the training set of a model trained on restricted actions: Hits@k and MRR also on the samples "
+        "whose actions it holds (/seen) and on the others (/unseen)",
+    )
     p.set_defaults(func=cmd_eval)
 
     from sen_rl.agents.planning import METHODS, LatentMPC

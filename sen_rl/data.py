@@ -221,6 +221,17 @@ class ActionSampler:
             a[1] = abs(a[1])
         return a
 
+    def can_draw(self, actions) -> np.ndarray:
+        """Whether each of ``actions`` (``[..., *space.shape]``) is one this sampler draws: with a
+        restricted training set's sampler, the evaluation's unseen actions are the others."""
+        a = np.asarray(actions)
+        if isinstance(self.space, gym.spaces.Discrete):
+            return np.ones(a.shape, dtype=bool) if self.allowed is None else np.isin(a, self.allowed)
+        lead = a.shape[: a.ndim - len(self.space.shape)]
+        if a.shape[len(lead) :] != self.space.shape:
+            raise ValueError(f"actions of shape {a.shape} do not end in the action shape {self.space.shape}")
+        return a[..., 1] >= 0 if self.positive_torque else np.ones(lead, dtype=bool)
+
 
 # --------------------------------------------------------------------------- collection
 
@@ -544,6 +555,20 @@ class RolloutDataset:
         import sen_rl  # noqa: F401
 
         return gym.make(self.env_id, **{**self.env_kwargs, **overrides})
+
+    def action_sampler(self) -> ActionSampler:
+        """A sampler with the restriction this file's actions were drawn under (its ``actions`` and
+        ``positive_torque`` attributes): :meth:`ActionSampler.can_draw` tells which actions it holds."""
+        env = self.make_env()
+        try:
+            space = env.action_space
+        finally:
+            env.close()
+        restriction = json.loads(self.file.attrs.get("actions", "null"))
+        directions = domain_of(self.env_id).direction_names
+        return ActionSampler(
+            space, allowed_actions(space, restriction, directions), bool(self.file.attrs.get("positive_torque", False))
+        )
 
     @property
     def closed(self) -> bool:

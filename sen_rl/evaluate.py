@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from sen_rl.data import ConcatRolloutDataset, RolloutDataset, open_rollouts
+from sen_rl.data import ActionSampler, ConcatRolloutDataset, RolloutDataset, open_rollouts
 from sen_rl.domains import domain_of
 from sen_rl.groups import (
     TEAPOT_SMALL_ANGLE,
@@ -32,7 +32,8 @@ from sen_rl.groups import (
 from sen_rl.metrics import (
     distance_invariance_error,
     hard_hits_at_1,
-    ranking_metrics,
+    rank_metrics,
+    ranks,
     row_norms,
     safe_ratio,
     traversal_hits_at_1,
@@ -157,6 +158,7 @@ def evaluate(
     hh_samples: int = 1000,
     th_starts: int = 10,
     batch_size: int = 256,
+    unseen_from: RolloutDataset | str | os.PathLike | None = None,
 ) -> dict:
     """Every metric of the paper on an evaluation dataset, as a flat JSON-able dict.
 
@@ -172,6 +174,10 @@ def evaluate(
     :param th_starts: Teapot TH@1 traversals from the start states of the first ``th_starts``
         episodes; 0: skip.
     :param batch_size: episodes per batch (fewer when their twins would exceed 64 MiB).
+    :param unseen_from: the training set (or its path) of a model trained on restricted actions:
+        Hits@k and MRR are then also given on the samples whose ``K`` actions that set could hold
+        (``/seen``) and on those with at least one it could not (``/unseen``), each ranked among
+        all samples as before, with ``seen_samples`` and ``unseen_samples``.
 
     Keys: ``env_id, variant, preset, data, horizon, samples``; ``hits@1, hits@5, hits@10, mrr``
     (fractions); with twins ``ee/<element>, ee_mean, ee_quarter, ee_quarter_element,
@@ -183,14 +189,39 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        return _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size)
+        sampler = None if unseen_from is None else _training_sampler(unseen_from, ds.env_id)
+        return _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size, sampler)
     finally:
         model.train(was_training)
         if own:
             ds.close()
 
 
-def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size) -> dict:
+def _training_sampler(train, env_id: str) -> ActionSampler:
+    """The action sampler of a training set (a RolloutDataset or its path), checked to be of ``env_id``."""
+    own = not isinstance(train, RolloutDataset)
+    ds = RolloutDataset(train) if own else train
+    try:
+        if ds.env_id != env_id:
+            raise ValueError(f"unseen_from {ds.path} is a {ds.env_id} set, the evaluation set is {env_id}")
+        return ds.action_sampler()
+    finally:
+        if own:
+            ds.close()
+
+
+def _seen_and_unseen(r: torch.Tensor, actions: np.ndarray, sampler: ActionSampler) -> dict:
+    """Ranking metrics of the samples whose actions ``[N, K, ...]`` the sampler draws, and of the others."""
+    n, k = actions.shape[:2]
+    seen = torch.from_numpy(sampler.can_draw(actions).reshape(n, k).all(axis=1))
+    out: dict = {"seen_samples": int(seen.sum()), "unseen_samples": int((~seen).sum())}
+    for name, mask in (("seen", seen), ("unseen", ~seen)):
+        if mask.any():
+            out.update(rank_metrics(r[mask], suffix=f"/{name}"))
+    return out
+
+
+def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batch_size, sampler=None) -> dict:
     check_compatible(model, ds)
     env_id = ds.env_id
     domain = domain_of(env_id)
@@ -261,7 +292,10 @@ def _evaluate(model, ds, horizon, max_samples, seed, hh_samples, th_starts, batc
         "horizon": K,
         "samples": N,
     }
-    results.update(ranking_metrics(pred, target, ks=(1, 5, 10)))
+    r = ranks(pred, target)
+    results.update(rank_metrics(r, ks=(1, 5, 10)))
+    if sampler is not None:
+        results.update(_seen_and_unseen(r, ds.actions[:N, :K], sampler))
 
     if twins:
         non_id = [i for i, g in enumerate(elements) if not is_identity(g)]
@@ -329,6 +363,11 @@ def format_table(results: dict) -> str:
     for k, name in (("hits@1", "Hits@1"), ("hits@5", "Hits@5"), ("hits@10", "Hits@10"), ("mrr", "MRR")):
         if k in r:
             row(f"{name} ({r['horizon']} steps)", _pct(r[k]))
+    for part in ("seen", "unseen"):
+        if f"mrr/{part}" in r:
+            n = r[f"{part}_samples"]
+            row(f"Hits@1 {part} actions", _pct(r[f"hits@1/{part}"]), f"{n} samples, ranked among all")
+            row(f"MRR {part} actions", _pct(r[f"mrr/{part}"]), f"{n} samples, ranked among all")
     if "ee_mean" in r:
         row("EE(S) mean", f"{r['ee_mean']:.4f}", "non-identity elements")
         row("EE(S) quarter turn", f"{r['ee_quarter']:.4f}", r["ee_quarter_element"])

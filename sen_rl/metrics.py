@@ -61,9 +61,16 @@ def ranks(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def ranking_metrics(pred: torch.Tensor, target: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
     """``{"hits@k": ..., "mrr": ...}`` as fractions, for predictions and targets ``[N, ...]``."""
-    r = ranks(pred, target).double()
-    out = {f"hits@{k}": float((r <= k).double().mean()) for k in ks}
-    out["mrr"] = float((1.0 / r).mean())
+    return rank_metrics(ranks(pred, target), ks)
+
+
+def rank_metrics(r: torch.Tensor, ks=(1, 5, 10), suffix: str = "") -> dict[str, float]:
+    """``{"hits@k<suffix>": ..., "mrr<suffix>": ...}`` of given ranks (e.g. a subset of :func:`ranks`)."""
+    if r.numel() == 0:
+        raise ValueError("no ranks to score: the subset is empty")
+    r = r.double()
+    out = {f"hits@{k}{suffix}": float((r <= k).double().mean()) for k in ks}
+    out[f"mrr{suffix}"] = float((1.0 / r).mean())
     return out
 
 

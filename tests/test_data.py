@@ -12,6 +12,7 @@ from gymnasium.spaces import Box, Discrete
 from sen_rl.data import (
     OBS_KEY,
     REWARDS_KEY,
+    ActionSampler,
     CollectConfig,
     DatasetError,
     RolloutDataset,
@@ -102,6 +103,29 @@ def test_action_restriction(tmp_path):
         allowed_actions(Discrete(20), ["up"], domain_of("SEN-Teapot-v0").direction_names)
     with pytest.raises(ValueError, match="discrete action spaces only"):
         allowed_actions(Box(-1, 1, (2,)), ["up"])
+
+
+def test_a_restricted_files_sampler_draws_exactly_its_actions(tmp_path):
+    path = _collect(tmp_path, actions=["up", "left"], episodes=3, steps=4)
+    with RolloutDataset(path) as ds:
+        sampler = ds.action_sampler()
+        held = ds.actions[:]
+    assert sampler.can_draw(held).all()
+    every = np.arange(20)  # 5 objects x (up, right, down, left)
+    np.testing.assert_array_equal(sampler.can_draw(every), np.isin(every % 4, [0, 3]))
+    with RolloutDataset(_collect(tmp_path, name="all.h5", episodes=2, steps=2)) as ds:
+        assert ds.action_sampler().can_draw(every).all()  # unrestricted
+
+
+def test_positive_torque_sampler_tells_the_torque_sign():
+    sampler = ActionSampler(Box(-1, 1, (2,)), None, positive_torque=True)
+    a = np.array([[[0.5, 0.2], [-0.5, -0.1]], [[0.0, 0.0], [0.9, -0.9]]])  # [N=2, K=2, 2]
+    np.testing.assert_array_equal(sampler.can_draw(a), [[True, False], [True, False]])
+    rng = np.random.default_rng(0)
+    assert sampler.can_draw(np.stack([sampler(rng) for _ in range(50)])).all()
+    assert ActionSampler(Box(-1, 1, (2,)), None, positive_torque=False).can_draw(a).all()
+    with pytest.raises(ValueError, match="action shape"):
+        sampler.can_draw(np.zeros((4, 3)))
 
 
 def test_refuses_to_overwrite_and_keeps_old_file(tmp_path):

@@ -134,6 +134,27 @@ def test_teapot_traversals(tmp_path):
     assert "TH@1 roll" in format_table(r)
 
 
+def test_seen_and_unseen_split_the_ranking_of_a_restricted_model(tmp_path, shapes_twins, shapes_full):
+    train = collect(
+        CollectConfig("SEN-Shapes-v0", 3, 2, seed=1, actions=["up"], vectorization="sync"),
+        tmp_path / "up.h5",
+        progress=False,
+    )
+    whole = evaluate(shapes_full, shapes_twins, horizon=2, hh_samples=0)
+    r = evaluate(shapes_full, shapes_twins, horizon=2, hh_samples=0, unseen_from=train)
+    with RolloutDataset(shapes_twins) as ds:
+        seen = (ds.actions[:, :2] % 4 == 0).all(axis=1)  # both steps move up
+    assert (r["seen_samples"], r["unseen_samples"]) == (int(seen.sum()), int((~seen).sum()))
+    assert r["mrr"] == whole["mrr"]  # the split adds keys, it changes nothing else
+    # each part is ranked among all samples, so the parts' MRR average back to the whole's
+    parts = [(r[f"{p}_samples"], r.get(f"mrr/{p}", 0.0)) for p in ("seen", "unseen")]
+    assert sum(n * m for n, m in parts) / r["samples"] == pytest.approx(r["mrr"])
+    assert "MRR unseen actions" in format_table(r)
+    with pytest.raises(ValueError, match="SEN-Teapot-v0"):
+        teapot = collect(CollectConfig("SEN-Teapot-v0", 2, 1, seed=0), tmp_path / "t.h5", progress=False)
+        evaluate(shapes_full, shapes_twins, horizon=2, hh_samples=0, unseen_from=teapot)
+
+
 def test_cli_eval(tmp_path, shapes_twins, shapes_full, capsys):
     ckpt = shapes_full.save(tmp_path / "model.pt")
     out = tmp_path / "res" / "eval.json"
