@@ -150,6 +150,11 @@ def test_seen_and_unseen_split_the_ranking_of_a_restricted_model(tmp_path, shape
     parts = [(r[f"{p}_samples"], r.get(f"mrr/{p}", 0.0)) for p in ("seen", "unseen")]
     assert sum(n * m for n, m in parts) / r["samples"] == pytest.approx(r["mrr"])
     assert "MRR unseen actions" in format_table(r)
+    ckpt = shapes_full.save(tmp_path / "model.pt")
+    out = tmp_path / "eval.json"
+    args = ["eval", "--checkpoint", str(ckpt), "--data", str(shapes_twins), "--horizon", "2", "--hh-samples", "0"]
+    assert main([*args, "--unseen-from", str(train), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["mrr/unseen"] == r["mrr/unseen"]
     with pytest.raises(ValueError, match="SEN-Teapot-v0"):
         teapot = collect(CollectConfig("SEN-Teapot-v0", 2, 1, seed=0), tmp_path / "t.h5", progress=False)
         evaluate(shapes_full, shapes_twins, horizon=2, hh_samples=0, unseen_from=teapot)
