@@ -83,7 +83,10 @@ class TrainConfig:
     lr_schedule: str = "constant"
     """``constant`` (the paper's) or ``cosine``: the rate falls from ``lr`` to 0 over all steps."""
     seed: int = 0
-    """Seeds weights, data order and negatives."""
+    """Seeds weights, validation split, data order and negatives."""
+    init_seed: int | None = None
+    """Seeds the initial weights alone, in place of ``seed`` (None: ``seed``): an ablation can pair one seed's
+    weights with another's split, data order and negatives, to tell which of the two a result depends on."""
     device: str = "auto"
     """``cpu``, ``cuda``, ``cuda:1``... or ``auto``."""
     amp: str = "auto"
@@ -115,7 +118,7 @@ LR_SCHEDULES = ("constant", "cosine")
 #: settings a resumed run takes from its checkpoint, and must match when given again. The learning
 #: rate too: Adam's restored state would otherwise keep the old rate under a constant schedule
 #: while the run's record named the new one
-RESUME_KEEPS = ("variant", "preset", "seed", "lr", "lr_schedule")
+RESUME_KEEPS = ("variant", "preset", "seed", "init_seed", "lr", "lr_schedule")
 
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
@@ -331,8 +334,9 @@ def _build(
     The order is part of the result: the weights are drawn right after ``manual_seed``, the
     same on every rank.
     """
-    # -- model and optimiser
-    torch.manual_seed(config.seed)
+    # -- model and optimiser; the weights are the only draw from torch's global generator that the
+    # run's results depend on (the data order and negatives have generators of their own)
+    torch.manual_seed(config.seed if config.init_seed is None else config.init_seed)
     # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
     if payload is not None:
         net_kwargs = payload["config"].get("net_kwargs", {})

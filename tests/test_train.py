@@ -95,6 +95,38 @@ def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
     assert model.rollout(z, np.array([[0, 1, 2], [3, 4, 5]])).shape == (2, 3, *z.shape[1:])
 
 
+def _parameters(path):
+    """The trainable weights of a checkpoint: batch norms' running statistics move even at lr ~ 0."""
+    return {k: v for k, v in _weights(path).items() if "running_" not in k and "num_batches" not in k}
+
+
+def test_init_seed_draws_the_weights_and_nothing_else(shapes_data, tmp_path):
+    def run(name, **kw):  # an lr so small that one epoch leaves the drawn weights as they were
+        train(_cfg(shapes_data, tmp_path / name, epochs=1, lr=1e-12, **kw), progress=False, log=False, verbose=False)
+        return tmp_path / name / "last.pt"
+
+    seed1, seed1_init1, seed0_init1 = (
+        run("s1", seed=1),
+        run("s1i1", seed=1, init_seed=1),
+        run("s0i1", seed=0, init_seed=1),
+    )
+    # init_seed equal to seed is the plain run, bit for bit
+    a, b = _weights(seed1), _weights(seed1_init1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # seed 0 with seed 1's weights: the same initial weights...
+    p1, p01 = _parameters(seed1), _parameters(seed0_init1)
+    assert all(torch.allclose(p1[k], p01[k], atol=1e-8) for k in p1)
+    assert not all(torch.allclose(p1[k], _parameters(run("s0", seed=0))[k], atol=1e-8) for k in p1)
+    # ...under seed 0's split, data order and negatives
+    h1 = torch.load(seed1, weights_only=False)["history"][0]
+    h01 = torch.load(seed0_init1, weights_only=False)["history"][0]
+    assert h1["loss"] != h01["loss"] and h1["val_loss"] != h01["val_loss"]
+    # kept on resume like the seed, and a different one refused
+    assert torch.load(seed0_init1, weights_only=False)["train_config"]["init_seed"] == 1
+    with pytest.raises(ValueError, match="init_seed=1"):
+        train(_cfg(shapes_data, tmp_path / "s0i1", epochs=2, seed=0), resume=True, progress=False, log=False)
+
+
 def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, monkeypatch):
     train(_cfg(shapes_data, tmp_path, epochs=1), progress=False, log=False, verbose=False)
     good = (tmp_path / "last.pt").read_bytes()
