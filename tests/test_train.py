@@ -116,7 +116,8 @@ def test_init_seed_draws_the_weights_and_nothing_else(shapes_data, tmp_path):
     # seed 0 with seed 1's weights: the same initial weights...
     p1, p01 = _parameters(seed1), _parameters(seed0_init1)
     assert all(torch.allclose(p1[k], p01[k], atol=1e-8) for k in p1)
-    assert not all(torch.allclose(p1[k], _parameters(run("s0", seed=0))[k], atol=1e-8) for k in p1)
+    p0 = _parameters(run("s0", seed=0))
+    assert not all(torch.allclose(p1[k], p0[k], atol=1e-8) for k in p1)
     # ...under seed 0's split, data order and negatives
     h1 = torch.load(seed1, weights_only=False)["history"][0]
     h01 = torch.load(seed0_init1, weights_only=False)["history"][0]
