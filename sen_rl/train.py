@@ -21,6 +21,7 @@ import random
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,10 @@ class TrainConfig:
     init_seed: int | None = None
     """Seeds the initial weights alone, in place of ``seed`` (None: ``seed``): an ablation can pair one seed's
     weights with another's split, data order and negatives, to tell which of the two a result depends on."""
+    init_part_seeds: dict[str, int] | None = None
+    """Seeds of single networks' initial weights, e.g. ``{"embedding": 1}``: those of ``embedding``, ``encoder`` or
+    ``transition`` are drawn as under that seed, the others as under ``init_seed`` (or ``seed``); an ablation that
+    tells which network's initial weights a result depends on."""
     device: str = "auto"
     """``cpu``, ``cuda``, ``cuda:1``... or ``auto``."""
     amp: str = "auto"
@@ -118,7 +123,7 @@ LR_SCHEDULES = ("constant", "cosine")
 #: settings a resumed run takes from its checkpoint, and must match when given again. The learning
 #: rate too: Adam's restored state would otherwise keep the old rate under a constant schedule
 #: while the run's record named the new one
-RESUME_KEEPS = ("variant", "preset", "seed", "init_seed", "lr", "lr_schedule")
+RESUME_KEEPS = ("variant", "preset", "seed", "init_seed", "init_part_seeds", "lr", "lr_schedule")
 
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
@@ -255,6 +260,7 @@ def _prepare_run(
     default_epochs, _ = PRESET_TRAINING.get(config.preset, (1, 1))
     config.epochs = config.epochs or default_epochs
     config.batch_size = config.batch_size or default_batch_size(ds.env_id, config.preset)
+    _check_init_part_seeds(config.init_part_seeds)
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
     if config.batch_size < 2:
@@ -267,6 +273,33 @@ def _prepare_run(
     if config.threads:
         torch.set_num_threads(config.threads)
     return payload
+
+
+#: the networks of a world model that ``TrainConfig.init_part_seeds`` may seed on their own
+INIT_PARTS = ("embedding", "encoder", "transition")
+
+
+def _check_init_part_seeds(parts: dict | None) -> None:
+    for name, seed in (parts or {}).items():
+        if name not in INIT_PARTS:
+            raise ValueError(f"init_part_seeds: no network {name!r}; the parts are {', '.join(INIT_PARTS)}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"init_part_seeds: the seed of {name!r} must be an integer, got {seed!r}")
+
+
+def _reseed_parts(model: nn.Module, parts: dict[str, int], build: Callable[[], nn.Module]) -> None:
+    """Replace the initial weights of the networks named in ``parts`` with those a model built under each one's
+    seed has. Each such model is built whole, so a part's weights are exactly the ones that seed gives it in a
+    plain run; torch's global generator is left as the main build left it."""
+    if not parts:
+        return
+    state = torch.random.get_rng_state()
+    for seed in sorted(set(parts.values())):
+        torch.manual_seed(seed)
+        donor = build()
+        for name in (n for n, s in parts.items() if s == seed):
+            getattr(model, name).load_state_dict(getattr(donor, name).state_dict())
+    torch.random.set_rng_state(state)
 
 
 def _precision(config: TrainConfig, device: torch.device, payload: dict | None, world: World) -> tuple[str, str]:
@@ -344,8 +377,13 @@ def _build(
         net_kwargs = {**domain_of(ds.env_id).net_kwargs_for(ds.env_kwargs), **config.net_kwargs}
     else:
         net_kwargs = None  # the domain's own
+
+    def build():
+        return build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
+
     try:
-        model = build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
+        model = build()
+        _reseed_parts(model, config.init_part_seeds or {}, build)
     except TypeError as exc:  # an unknown --net-kwargs key reaches the builder as an unexpected keyword
         if not config.net_kwargs or "keyword" not in str(exc):
             raise

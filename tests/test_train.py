@@ -126,6 +126,13 @@ def test_init_seed_draws_the_weights_and_nothing_else(shapes_data, tmp_path):
     assert torch.load(seed0_init1, weights_only=False)["train_config"]["init_seed"] == 1
     with pytest.raises(ValueError, match="init_seed=1"):
         train(_cfg(shapes_data, tmp_path / "s0i1", epochs=2, seed=0), resume=True, progress=False, log=False)
+    # one network's weights from another seed: the embedding is seed 1's, the encoder and transition seed 0's
+    p0e1 = _parameters(run("s0e1", seed=0, init_part_seeds={"embedding": 1}))
+    assert {k.split(".")[0] for k in p0e1} == {"embedding", "encoder", "transition"}
+    for k in p0e1:
+        assert torch.allclose(p0e1[k], (p1 if k.startswith("embedding.") else p0)[k], atol=1e-8), k
+    with pytest.raises(ValueError, match="no network 'decoder'"):
+        run("bad", init_part_seeds={"decoder": 1})
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(shapes_data, tmp_path, monkeypatch):
