@@ -302,7 +302,7 @@ def input_size(preset: str, obs_space) -> int:
 
 #: widths of a preset that ``build`` lets a run override (``--net-kwargs``), to vary network size alone;
 #: the plain ones too, so that a baseline can be given the equivariant model's channel counts
-WIDTH_KEYS = ("sen_channels", "enc_fields", "trans_fields", "plain_enc_channels", "plain_trans_hidden")
+WIDTH_KEYS = ("sen_channels", "enc_fields", "trans_fields", "plain_enc_channels", "plain_trans_hidden", "full_fields")
 
 
 def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> DomainNets:

@@ -383,6 +383,19 @@ def test_plain_widths_override_the_none_networks():
         assert eval_nets(nets, torch.float64).encoder(v).shape == (v.shape[0], 32)
 
 
+def test_full_fields_widen_the_equivariant_sen_and_keep_it_equivariant():
+    torch.manual_seed(0)
+    nets = eval_nets(reacher.build("full", "smoke", OBS, ACT, full_fields=3), torch.float64)
+    assert nets.info["sizes"]["full_fields"] == 3
+    base = sum(p.numel() for p in reacher.build("full", "smoke", OBS, ACT).embedding.parameters())
+    assert sum(p.numel() for p in nets.embedding.parameters()) > base  # 3 regular fields against the preset's 2
+    x, _, _, _ = _batch()
+    with torch.no_grad():
+        v = nets.embedding(x)
+        for g in D4_ELEMENTS:
+            assert rel_err(nets.embedding(d4_act_on_embedding(g, x)), d4_act_on_embedding(g, v)) < 1e-4, g
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"enc_field": 8}, {"enc_fields": 0}, {"sen_channels": 2.5}, {"trans_fields": True}, {"plain_trans_hidden": -1}],
