@@ -383,7 +383,8 @@ def _build(
 
     try:
         model = build()
-        _reseed_parts(model, config.init_part_seeds or {}, build)
+        if payload is None:  # a resumed run's weights come from its checkpoint
+            _reseed_parts(model, config.init_part_seeds or {}, build)
     except TypeError as exc:  # an unknown --net-kwargs key reaches the builder as an unexpected keyword
         if not config.net_kwargs or "keyword" not in str(exc):
             raise
