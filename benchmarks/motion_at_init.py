@@ -39,12 +39,9 @@ def motion_scores(model, obs: np.ndarray, frames: int) -> dict[str, float]:
     import torch
 
     with torch.no_grad():
-        x, _ = model._obs_tensor(torch.as_tensor(obs))
-        xs, _ = model._obs_tensor(torch.as_tensor(without_motion(obs, frames)))
-        v, vs = model.embedding(x), model.embedding(xs)
+        v, vs = model.embed(obs), model.embed(without_motion(obs, frames))
         z, zs = model.encoder(v), model.encoder(vs)
-        plain = [t.tensor if hasattr(t, "tensor") else t for t in (v, vs)]  # escnn returns GeometricTensors
-    return {"embedding": relative_change(*plain), "latent": relative_change(z, zs)}
+    return {"embedding": relative_change(v, vs), "latent": relative_change(z, zs)}
 
 
 def main(argv: list[str] | None = None) -> None:
