@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     from sen_rl.data import RolloutDataset
     from sen_rl.domains import domain_of
     from sen_rl.model import build_model
+    from sen_rl.train import run_net_kwargs
 
     torch.set_num_threads(max(1, args.threads))
     with RolloutDataset(args.data) as ds:
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{env_id} observations hold one frame: no motion to take out")
     print(f"{env_id}, {args.variant}, {args.preset}, {len(obs)} observations")
     print("| initial-weight seed | embedding output | latent |\n|---|---|---|")
-    # the networks sen-rl train builds: the domain's keywords under --net-kwargs, none without
-    net_kwargs = {**domain_of(env_id).net_kwargs_for(env_kwargs), **args.net_kwargs} if args.net_kwargs else None
+    net_kwargs = run_net_kwargs(env_id, env_kwargs, args.net_kwargs)  # the networks sen-rl train builds
     for seed in args.seeds:
         torch.manual_seed(seed)  # as sen-rl train draws them (--seed, or --init-seed)
         model = build_model(env_id, args.variant, args.preset, env_kwargs=env_kwargs, net_kwargs=net_kwargs)

@@ -275,6 +275,12 @@ def _prepare_run(
     return payload
 
 
+def run_net_kwargs(env_id: str, env_kwargs: dict, given: dict | None) -> dict | None:
+    """The network keywords a fresh run builds with: the domain's for ``env_kwargs`` under ``given``
+    (``--net-kwargs``), or None (the domain's own) when none are given."""
+    return {**domain_of(env_id).net_kwargs_for(env_kwargs), **given} if given else None
+
+
 #: the networks of a world model that ``TrainConfig.init_part_seeds`` may seed on their own
 INIT_PARTS = ("embedding", "encoder", "transition")
 
@@ -373,10 +379,8 @@ def _build(
     # a resumed run keeps the network its checkpoint was built with, even if defaults changed since
     if payload is not None:
         net_kwargs = payload["config"].get("net_kwargs", {})
-    elif config.net_kwargs:
-        net_kwargs = {**domain_of(ds.env_id).net_kwargs_for(ds.env_kwargs), **config.net_kwargs}
     else:
-        net_kwargs = None  # the domain's own
+        net_kwargs = run_net_kwargs(ds.env_id, ds.env_kwargs, config.net_kwargs)
 
     def build():
         return build_model(ds.env_id, config.variant, config.preset, env_kwargs=ds.env_kwargs, net_kwargs=net_kwargs)
