@@ -48,6 +48,7 @@ def _cfg(data: str, out: str, epochs: int) -> TrainConfig:
         val_samples=20,
         threads=1,
         dist_timeout=20,
+        amp="fp32",  # the bounds below are float32's; `auto` may pick bf16 on a CPU that has it
     )
 
 
@@ -130,8 +131,12 @@ def test_two_processes_train_like_one_and_resume(shapes_data, tmp_path):
     b = torch.load(two / "last.pt", weights_only=False)
     # the global loss of every epoch, and the validation on rank 0, as in one process
     for ra, rb in zip(a["history"], b["history"], strict=True):
-        for key in ("loss", "positive", "negative", "val_loss"):
+        for key in ("loss", "positive", "negative"):
             assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=ATOL), key
+        # validation runs in eval mode, where a bias before batch norm no longer cancels but
+        # meets the running mean: the bias noise bounded below reaches val_loss (on an AMD EPYC
+        # 1.8e-5 relative at epoch 2, while the training losses agreed to 5e-7)
+        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-4), "val_loss"
     steps = 2 * len(a["history"]) * 6  # 108 training transitions per epoch at batch 16: 7 steps at most
     noisy = _bias_before_batch_norm(build_model("SEN-Shapes-v0", "sen", "smoke"))
     assert noisy, "the smoke model has convolution biases before batch norms: the rule must find them"
