@@ -63,19 +63,25 @@ def random_batch(model, batch: int, rng: np.random.Generator):
     return obs, act, nxt
 
 
-def measure(env_id, variant, preset, batch, steps, warmup, amp, channels_last, device) -> dict:
+#: the parts ``--compile`` hands to ``torch.compile``: the SEN S alone, or every network
+COMPILE_PARTS = {"off": (), "embedding": ("embedding",), "all": ("embedding", "encoder", "transition")}
+
+
+def measure(env_id, variant, preset, batch, steps, warmup, amp, channels_last, device, compile_parts=()) -> dict:
     t0 = time.perf_counter()
     model = build_model(env_id, variant, preset)
     build_s = time.perf_counter() - t0
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    for part in compile_parts:  # in place, so parameters and state-dict keys stay the model's
+        getattr(model, part).compile()
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
     rng = np.random.default_rng(0)
     data = [random_batch(model, batch, rng) for _ in range(2)]
     amp, _ = resolve_amp(amp, device)
     ctx = autocast_for(amp, device)
-    times = []
+    times, first_s = [], None
     model.train()
     for i in range(warmup + steps):
         obs, act, nxt = data[i % 2]
@@ -92,6 +98,8 @@ def measure(env_id, variant, preset, batch, steps, warmup, amp, channels_last, d
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
+        if i == 0:
+            first_s = time.perf_counter() - t  # holds the compilation, if any
         if i >= warmup:
             times.append(time.perf_counter() - t)
     step_s = float(np.median(times))
@@ -102,6 +110,8 @@ def measure(env_id, variant, preset, batch, steps, warmup, amp, channels_last, d
         "batch": batch,
         "amp": amp,
         "channels_last": channels_last,
+        "compiled": list(compile_parts),
+        "first_step_s": first_s,
         "device": str(device),
         "build_s": build_s,
         "step_s": step_s,
@@ -289,6 +299,12 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--amp", default="fp32", choices=("fp32", "bf16", "fp16", "auto", "off"))
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--compile",
+        default="off",
+        choices=tuple(COMPILE_PARTS),
+        help="torch.compile the SEN S (embedding) or every network before timing; the first step compiles",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--json", help="append results (JSON lines) to this file")
@@ -304,6 +320,8 @@ def main(argv=None) -> int:
             parser.error(f"{fixed}: drop --all, --env and --variant")
         if (args.preset or "paper") != "paper" or args.amp not in ("fp32", "off") or args.channels_last:
             parser.error(f"{fixed}: drop --preset, --amp and --channels-last")
+        if args.compile != "off":
+            parser.error(f"{fixed}: drop --compile")
         if args.device != "cpu":
             parser.error(f"{fixed}: drop --device")
         try:
@@ -358,14 +376,16 @@ def main(argv=None) -> int:
                 args.amp,
                 args.channels_last,
                 device,
+                COMPILE_PARTS[args.compile],
             )
             runs.append(r)
             ref = r["authors_transitions_per_s"]
             vs = f"  (authors on the dev machine: {ref:.1f}/s, x{r['transitions_per_s'] / ref:.1f})" if ref else ""
             print(
                 f"{env_id:15s} {variant:4s} {args.preset:5s} batch {args.batch_size:4d} amp={r['amp']} "
-                f"cl={args.channels_last!s:5s}: {r['step_s']:.3f} s/step, {r['transitions_per_s']:.0f} "
-                f"transitions/s, build {r['build_s']:.2f} s, {r['params'] / 1e6:.2f} M params{vs}",
+                f"cl={args.channels_last!s:5s} compile={args.compile}: {r['step_s']:.3f} s/step, "
+                f"{r['transitions_per_s']:.0f} transitions/s, first step {r['first_step_s']:.1f} s, "
+                f"build {r['build_s']:.2f} s, {r['params'] / 1e6:.2f} M params{vs}",
                 flush=True,
             )
             if args.json:

@@ -213,6 +213,9 @@ def test_train_speed_authors_mode_rejects_other_settings(capsys):
     with pytest.raises(SystemExit):
         train_speed.main(["--authors", "x", "--preset", "cpu"])
     assert "--authors compares SEN-Cubes-v0 sen, preset paper, fp32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # their model is timed eager, so ours must be too
+        train_speed.main(["--authors", "x", "--compile", "embedding"])
+    assert "drop --compile" in capsys.readouterr().err
 
 
 PARENT = """
