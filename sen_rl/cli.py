@@ -382,13 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     from sen_rl.data import CollectConfig
     from sen_rl.domains import PRESETS, VARIANTS
     from sen_rl.hardware import AMP_CHOICES
-    from sen_rl.train import LR_SCHEDULES, RESUME_KEEPS, TrainConfig
+    from sen_rl.train import AUGMENTS, LR_SCHEDULES, RESUME_KEEPS, TrainConfig
 
     # no choices for --env: another registered env is collected with --symmetry (CollectConfig.validate)
     choices = {
         "variant": VARIANTS,
         "preset": PRESETS,
         "lr_schedule": LR_SCHEDULES,
+        "augment": AUGMENTS,
         "amp": AMP_CHOICES,
     }
     parser = argparse.ArgumentParser(

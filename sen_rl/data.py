@@ -847,6 +847,32 @@ def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+def group_augment(
+    batch: Batch,
+    elements: Sequence[Any],
+    act_on_observation: Callable[[Any, np.ndarray], np.ndarray],
+    act_on_action: Callable[[Any, np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+) -> Batch:
+    """Each transition moved by a group element of its own, drawn uniformly from ``elements`` by ``rng``.
+
+    Both of its observations go through ``act_on_observation(g, .)`` and its action through
+    ``act_on_action(g, .)``: for an equivariant world, the transition the env would have given
+    from the moved state. Rows keep their order; the input is not changed.
+    """
+    obs, act, nxt = batch
+    act = np.asarray(act)
+    which = rng.integers(len(elements), size=len(obs))
+    out_obs, out_act, out_nxt = np.empty_like(obs), np.empty_like(act), np.empty_like(nxt)
+    for i, g in enumerate(elements):
+        rows = np.flatnonzero(which == i)
+        if rows.size:
+            out_obs[rows] = act_on_observation(g, obs[rows])
+            out_nxt[rows] = act_on_observation(g, nxt[rows])
+            out_act[rows] = act_on_action(g, act[rows])
+    return out_obs, out_act, out_nxt
+
+
 def distinct_targets(batch: Batch) -> Batch:
     """Keep one transition per distinct next observation.
 

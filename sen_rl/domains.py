@@ -89,6 +89,10 @@ class Domain:
         (torch, batched), from :mod:`sen_rl.groups`; EE(S) measures the SEN against it.
     :param act_on_latent: ``rho_Z(g) z``, the group's action on the latent (torch, batched),
         from :mod:`sen_rl.groups`; the world model's encoder and transition commute with it.
+    :param act_on_observation: ``rho_X(g) x``, the group's action on the env's pixels ``[..., H, W, C]``
+        (numpy), where a known map of the image re-renders the moved world state (2D Shapes
+        exactly, Reacher up to anti-aliasing); None where no such map exists (3D Blocks' and
+        Teapot's perspective views: the case SEN is for). Training's ``augment="group"`` needs it.
     :param quarter_turn: the reference element of ``ee_quarter`` (one counter-clockwise quarter turn).
     :param eval_horizon: steps rolled forward by the paper's evaluation.
     :param traversals: TH@1 traversals (Teapot): ``(name, index of the small action turned by)``.
@@ -119,6 +123,7 @@ class Domain:
     preset_env_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
     net_kwargs: Mapping[str, Any] = field(default_factory=_frozen)
     traversals: tuple[tuple[str, int], ...] = ()
+    act_on_observation: Callable[[Any, Any], Any] | None = None
     direction_names: tuple[str, ...] | None = None
     warmup: int = 0
     episode_steps: int = 100
@@ -208,6 +213,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 net_kwargs=_frozen({"cell": SHAPES_CELL}),
                 act_on_embedding=groups.c4_act_on_embedding,
                 act_on_latent=groups.c4_act_on_latent,
+                act_on_observation=groups.c4_act_on_image,
                 quarter_turn=groups.C4_QUARTER_TURN,
                 eval_horizon=10,
                 direction_names=groups.GRID_DIRECTIONS,
@@ -272,6 +278,7 @@ DOMAINS: Mapping[str, Domain] = MappingProxyType(
                 preset_env_kwargs=_frozen({"smoke": {"size": 64}, "cpu": {"size": 64}}),
                 act_on_embedding=groups.d4_act_on_embedding,
                 act_on_latent=groups.d4_act_on_latent,
+                act_on_observation=groups.d4_act_on_image,
                 quarter_turn=groups.D4_QUARTER_TURN,
                 eval_horizon=1,
                 warmup=50,

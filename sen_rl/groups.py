@@ -96,6 +96,15 @@ def c4_act_on_embedding(k: int, v: torch.Tensor) -> torch.Tensor:
     return torch.rot90(v, int(k) % 4, dims=(-2, -1))
 
 
+def c4_act_on_image(k: int, x: np.ndarray) -> np.ndarray:
+    """``k`` counter-clockwise quarter turns of images ``[..., H, W, C]`` (numpy, as the envs give them).
+
+    ``np.rot90`` on the ``[H, W]`` axes, the direction of :func:`c4_act_on_embedding`: 2D Shapes
+    re-renders a turned world state as exactly this image.
+    """
+    return np.rot90(np.asarray(x), int(k) % 4, axes=(-3, -2))
+
+
 def c4_act_on_latent(k: int, z: torch.Tensor) -> torch.Tensor:
     """``rho_Z(k) z`` on the grid latent Z: C4-regular fields laid out ``[..., 4 * c]``, rotation index last.
 
@@ -189,6 +198,19 @@ def d4_act_on_embedding(g: tuple[int, int], v: torch.Tensor) -> torch.Tensor:
     if f:
         v = torch.flip(v, dims=(-2,))
     return torch.rot90(v, k, dims=(-2, -1)) if k else v
+
+
+def d4_act_on_image(g: tuple[int, int], x: np.ndarray) -> np.ndarray:
+    """``g = (f, k)`` on images ``[..., H, W, C]`` (numpy): flip the rows ``f`` times, then ``k`` ``np.rot90``.
+
+    The pixels' side of :func:`d4_act_on_embedding`. Reacher's top-down camera re-renders a
+    moved world state as this image up to anti-aliasing (its test bounds the difference).
+    """
+    f, k = d4_element(g)
+    x = np.asarray(x)
+    if f:
+        x = x[..., ::-1, :, :]
+    return np.rot90(x, k, axes=(-3, -2))
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,11 +38,12 @@ from sen_rl.data import (
     RolloutDataset,
     TransitionStream,
     distinct_targets,
+    group_augment,
     open_rollouts,
     split_episodes,
 )
 from sen_rl.distributed import World, gather_rows, launched_world, share, sync_batch_norms
-from sen_rl.domains import domain_of
+from sen_rl.domains import DOMAINS, domain_of
 from sen_rl.fileio import atomic_write
 from sen_rl.hardware import autocast_for, check_amp, resolve_amp, use_channels_last
 from sen_rl.metrics import ranking_metrics
@@ -56,6 +57,8 @@ EVAL_CHUNK = 500
 negatives from a generator seeded ``generator_seed + i``, so the size is part of the result."""
 GENERATOR_SEED_BOUND = 2**62
 """An epoch's torch generator (negatives) is seeded by ``rng.integers(GENERATOR_SEED_BOUND)``."""
+AUGMENT_SEED_TAG = 13
+"""With ``augment="group"``, epoch ``e`` draws its group elements from ``default_rng([seed, e, AUGMENT_SEED_TAG])``."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -104,6 +107,11 @@ class TrainConfig:
     """Validation transitions used for loss and Hits@1 (fixed subset)."""
     max_transitions: int | None = None
     """Train on at most this many transitions per epoch (None: all)."""
+    augment: str | None = None
+    """``group``: symmetry data augmentation, the way a plain network is given a symmetry without equivariant
+    layers. Each training transition is replaced by its image under a group element drawn at random (both
+    observations by the domain's action on pixels, the action by the group's); validation stays as recorded.
+    Only for domains whose group acts on the pixels by a known map (2D Shapes, Reacher). None: off."""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default; torchrun sets 1 per process)."""
     dist_timeout: float = 1800.0
@@ -119,11 +127,12 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+AUGMENTS = ("group",)
 
 #: settings a resumed run takes from its checkpoint, and must match when given again. The learning
 #: rate too: Adam's restored state would otherwise keep the old rate under a constant schedule
 #: while the run's record named the new one
-RESUME_KEEPS = ("variant", "preset", "seed", "init_seed", "init_part_seeds", "lr", "lr_schedule")
+RESUME_KEEPS = ("variant", "preset", "seed", "init_seed", "init_part_seeds", "lr", "lr_schedule", "augment")
 
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
@@ -211,6 +220,8 @@ class _Run:
     world: World
     ddp: nn.Module | None
     """The DistributedDataParallel wrapper of the loss under torchrun (None in one process)."""
+    augment: Callable[[Batch, np.random.Generator], Batch] | None
+    """``config.augment`` as a function of a batch and a generator (None: off)."""
     steps_per_epoch: int
     """Optimiser steps an epoch takes at most, a last partial batch included: the cosine curve's unit."""
     bar_total: int
@@ -263,6 +274,7 @@ def _prepare_run(
     _check_init_part_seeds(config.init_part_seeds)
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.lr_schedule!r}")
+    _check_augment(config.augment, ds.env_id)
     if config.batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (negatives come from the batch), got {config.batch_size}")
     if config.max_transitions is not None and config.max_transitions < config.batch_size:
@@ -283,6 +295,19 @@ def run_net_kwargs(env_id: str, env_kwargs: dict, given: dict | None) -> dict | 
 
 #: the networks of a world model that ``TrainConfig.init_part_seeds`` may seed on their own
 INIT_PARTS = ("embedding", "encoder", "transition")
+
+
+def _check_augment(augment: str | None, env_id: str) -> None:
+    if augment is None:
+        return
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)} or None, got {augment!r}")
+    if domain_of(env_id).act_on_observation is None:
+        known = ", ".join(d.env_id for d in DOMAINS.values() if d.act_on_observation is not None)
+        raise ValueError(
+            f"augment={augment!r} moves the pixels by the group, but no map of {env_id}'s images is known to do "
+            f"that (its symmetry is what the SEN learns); it exists for {known}. Train without augment"
+        )
 
 
 def _check_init_part_seeds(parts: dict | None) -> None:
@@ -465,11 +490,24 @@ def _build(
         val_batch=val_batch,
         world=world,
         ddp=ddp,
+        augment=_augmenter(config.augment, model, ds.env_id),
         steps_per_epoch=len(stream) + 1 if capped is None else capped,
         bar_total=len(stream) if capped is None else capped,
         start_epoch=start_epoch,
         history=history,
         best_val=best_val,
+    )
+
+
+def _augmenter(augment: str | None, model: WorldModel, env_id: str) -> Callable | None:
+    if augment is None:
+        return None
+    sym = model.symmetry
+    return functools.partial(
+        group_augment,
+        elements=sym.elements,
+        act_on_observation=domain_of(env_id).act_on_observation,
+        act_on_action=sym.act_on_action,
     )
 
 
@@ -512,12 +550,16 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, float]:
     # the epoch's order and negatives follow from (seed, epoch) alone: what makes resume exact
     rng = np.random.default_rng([config.seed, epoch])
     gen = torch.Generator().manual_seed(int(rng.integers(GENERATOR_SEED_BOUND)))
+    # a generator of its own, so that augmenting leaves the order and the negatives as they were
+    aug_rng = np.random.default_rng([config.seed, epoch, AUGMENT_SEED_TAG])
     sums, count, t0, n_samples = {}, 0, time.perf_counter(), 0
     bar = tqdm(total=run.bar_total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
     try:
         for step, batch in enumerate(run.stream.epoch(rng, config.max_transitions)):
             if len(batch[0]) < run.world.size:  # a last partial batch too small to give every rank a row
                 break
+            if run.augment is not None:
+                batch = run.augment(batch, rng=aug_rng)
             parts = _train_step(run, batch, gen, epoch, step)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())

@@ -39,9 +39,10 @@ def _weights(path):
     return torch.load(path, weights_only=False)["model_state"]
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path, schedule, monkeypatch):
-    kw = dict(lr_schedule=schedule)
+@pytest.mark.parametrize(
+    "kw", [dict(lr_schedule="constant"), dict(lr_schedule="cosine"), dict(augment="group")], ids=str
+)
+def test_two_epochs_equal_one_plus_resumed_one(shapes_data, tmp_path, kw, monkeypatch):
     train(_cfg(shapes_data, tmp_path / "a", epochs=2, **kw), progress=False, log=False, verbose=False)
     # a 2-epoch run killed in epoch 2, before its checkpoint (a cosine curve depends on the total)
     real_save, calls = WorldModel.save, {"n": 0}
@@ -81,6 +82,83 @@ def test_cosine_schedule_values_and_resume_check(shapes_data, tmp_path):
         train(_cfg(shapes_data, tmp_path, epochs=2), resume=True, progress=False, log=False, verbose=False)
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
         train(_cfg(shapes_data, tmp_path / "x", epochs=1, lr_schedule="step"), progress=False, log=False)
+
+
+def _moved_by(elements, on_pixels, on_action, before, after, row):
+    """The group elements that move transition ``row`` of batch ``before`` onto the same row of ``after``."""
+    (o, a, n), (o2, a2, n2) = ([x[row] for x in b] for b in (before, after))
+    return [
+        g
+        for g in elements
+        if np.array_equal(on_pixels(g, o), o2)
+        and np.array_equal(on_pixels(g, n), n2)
+        and np.array_equal(np.asarray(on_action(g, np.asarray(a)[None]))[0], a2)
+    ]
+
+
+def test_group_augment_moves_each_transition_by_one_element():
+    """Reacher's D4 on random pictures and torques: each row moved whole by one element, all elements drawn."""
+    from sen_rl.domains import domain_of
+    from sen_rl.groups import D4_ELEMENTS, d4_act_on_action
+
+    on_pixels = domain_of("SEN-Reacher-v0").act_on_observation
+    rng = np.random.default_rng(0)
+    batch = (
+        rng.integers(0, 256, (200, 8, 8, 6), dtype=np.uint8),
+        rng.uniform(-1, 1, (200, 2)).astype(np.float32),
+        rng.integers(0, 256, (200, 8, 8, 6), dtype=np.uint8),
+    )
+    kept = tuple(x.copy() for x in batch)
+    moved = sen_rl.data.group_augment(batch, D4_ELEMENTS, on_pixels, d4_act_on_action, np.random.default_rng(1))
+    assert all(np.array_equal(x, y) for x, y in zip(batch, kept, strict=True))  # the input is left alone
+    assert [x.shape for x in moved] == [x.shape for x in batch] and moved[1].dtype == np.float32
+    used = []
+    for row in range(200):
+        (g,) = _moved_by(D4_ELEMENTS, on_pixels, d4_act_on_action, batch, moved, row)  # random pictures: one
+        used.append(g)
+    assert set(used) == set(D4_ELEMENTS)
+    assert any(g[0] == 1 for g in used) and any(moved[1][i, 0] == -batch[1][i, 0] != 0 for i in range(200))
+
+
+def test_training_sees_the_recorded_batches_moved(shapes_data, tmp_path, monkeypatch):
+    """--augment group: the same batches in the same order as without, each transition moved by a C4 element."""
+    from sen_rl.domains import domain_of
+    from sen_rl.groups import C4_ELEMENTS, c4_rotate_grid_action
+
+    seen: dict[str, list] = {}
+    real_step = sen_rl.train._train_step
+
+    def record(run, batch, *a, **k):
+        seen.setdefault(run.config.out, []).append(batch)
+        return real_step(run, batch, *a, **k)
+
+    monkeypatch.setattr(sen_rl.train, "_train_step", record)
+    plain, moved = str(tmp_path / "plain"), str(tmp_path / "moved")
+    train(_cfg(shapes_data, plain, epochs=1), progress=False, log=False, verbose=False)
+    train(_cfg(shapes_data, moved, epochs=1, augment="group"), progress=False, log=False, verbose=False)
+    assert len(seen[plain]) == len(seen[moved]) > 1
+    on_pixels, used = domain_of("SEN-Shapes-v0").act_on_observation, set()
+    for before, after in zip(seen[plain], seen[moved], strict=True):
+        for row in range(len(before[0])):
+            found = _moved_by(C4_ELEMENTS, on_pixels, c4_rotate_grid_action, before, after, row)
+            assert found, row
+            used.update(found)
+    assert used == set(C4_ELEMENTS)
+    # the checkpoint records it, so that a resumed run keeps it
+    assert torch.load(tmp_path / "moved" / "last.pt", weights_only=False)["train_config"]["augment"] == "group"
+
+
+def test_augment_needs_a_known_action_on_pixels(shapes_data, tmp_path):
+    with pytest.raises(ValueError, match="no map of SEN-Cubes-v0's images.*SEN-Shapes-v0, SEN-Reacher-v0.*without"):
+        sen_rl.train._check_augment("group", "SEN-Cubes-v0")
+    with pytest.raises(ValueError, match="no map of SEN-Teapot-v0's images"):
+        sen_rl.train._check_augment("group", "SEN-Teapot-v0")
+    with pytest.raises(ValueError, match="augment must be one of group or None, got 'flip'"):
+        train(_cfg(shapes_data, tmp_path / "x", epochs=1, augment="flip"), progress=False, log=False)
+    # a resumed run keeps its augmentation: switching it on half-way is refused
+    train(_cfg(shapes_data, tmp_path / "r", epochs=1), progress=False, log=False, verbose=False)
+    with pytest.raises(ValueError, match="augment=None, not 'group'"):
+        train(_cfg(shapes_data, tmp_path / "r", epochs=2, augment="group"), resume=True, progress=False, log=False)
 
 
 def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):

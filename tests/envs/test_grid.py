@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import sen_rl
+from sen_rl.domains import domain_of
 from sen_rl.groups import C4_ELEMENTS, c4_compose, c4_inverse
 
 GRID_IDS = ["SEN-Shapes-v0", "SEN-Cubes-v0"]
@@ -82,15 +83,19 @@ def test_dynamics_equivariant_for_every_element(env):
 
 
 def test_shapes_twin_is_exact_pixel_rotation():
+    """The domain's action on pixels (what --augment group uses) re-renders every moved state exactly."""
     env = gym.make("SEN-Shapes-v0").unwrapped
+    on_pixels = domain_of("SEN-Shapes-v0").act_on_observation
     for seed in range(20):
         obs, info = env.reset(seed=seed)
         for g in C4_ELEMENTS:
             twin = env.render_state(env.symmetry.act_on_state(g, info["state"]))
             np.testing.assert_array_equal(twin, np.rot90(obs, g))
+            np.testing.assert_array_equal(twin, on_pixels(g, obs))
 
 
 def test_cubes_twin_is_a_rerender_not_a_pixel_rotation():
+    assert domain_of("SEN-Cubes-v0").act_on_observation is None  # so no pixel augmentation is offered
     env = gym.make("SEN-Cubes-v0").unwrapped
     obs, info = env.reset(seed=3)
     assert obs.std() > 10  # a real picture, not a blank frame

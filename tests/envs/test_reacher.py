@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import sen_rl  # noqa: F401  (registers the envs)
+from sen_rl.domains import domain_of
 from sen_rl.envs.reacher import VIEW_HALF_EXTENT, ReacherEnv
 from sen_rl.groups import D4_ELEMENTS
 
@@ -38,14 +39,9 @@ def wrapped_error(a, b) -> float:
     return float(np.abs(d).max())
 
 
-def act_on_image(g, frame):
-    """D4 on one frame: flip rows (world y -> -y) f times, then np.rot90 k times (CCW)."""
-    f, k = g
-    return np.rot90(frame[::-1] if f else frame, k)
-
-
 def act_on_obs(g, obs):
-    return np.concatenate([act_on_image(g, obs[..., :3]), act_on_image(g, obs[..., 3:])], axis=-1)
+    """D4 on both frames: the domain's action on pixels, the one --augment group uses."""
+    return domain_of("SEN-Reacher-v0").act_on_observation(g, obs)
 
 
 def fingertip_xy(qpos):
