@@ -305,13 +305,29 @@ def input_size(preset: str, obs_space) -> int:
 WIDTH_KEYS = ("sen_channels", "enc_fields", "trans_fields", "plain_enc_channels", "plain_trans_hidden", "full_fields")
 
 
-def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> DomainNets:
+#: networks of ``sen`` or ``full`` that ``build(plain_parts=...)`` can swap for the ``none`` ones
+PLAIN_PARTS = ("encoder", "transition")
+
+
+def build(
+    variant: str, preset: str, obs_space, action_space, plain_parts: tuple[str, ...] | list[str] = (), **widths: int
+) -> DomainNets:
     """The Reacher world-model networks of ``variant`` ("sen", "none", "full") at ``preset`` size.
 
     ``widths`` (keys of :data:`WIDTH_KEYS`) replace the preset's: e.g. ``enc_fields=32`` doubles
     the `cpu` encoder, to measure what network size alone buys (docs/RESULTS_findings.md, Reacher).
+    ``plain_parts`` (of :data:`PLAIN_PARTS`) gives ``sen`` or ``full`` the plain encoder or
+    transition of ``none`` in place of the equivariant one, an ablation that tells which
+    equivariant network a result depends on (both latents are 32 numbers).
     """
     check_choice("variant", variant, CONTRASTIVE_VARIANTS)
+    if isinstance(plain_parts, str):
+        raise ValueError(f"plain_parts is a list of network names, e.g. [{plain_parts!r}]; got a string")
+    plain = set(plain_parts)
+    for part in plain:
+        check_choice("Reacher plain part", part, PLAIN_PARTS)
+    if plain and variant == "none":
+        raise ValueError("plain_parts swaps equivariant networks for plain ones; variant 'none' has none to swap")
     size = input_size(preset, obs_space)
     if tuple(getattr(action_space, "shape", ()) or ()) != (ACTION_DIM,):
         raise ValueError(f"Reacher networks take Box actions of shape (2,), got {action_space!r}")
@@ -329,20 +345,27 @@ def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> 
         embedding = PlainEmbedding(size, cfg.sen_channels, cfg.dilations)
         embed_size = embedding.out_size
     if variant == "none":
-        encoder: nn.Module = PlainEncoder(embed_size, cfg.plain_enc_channels)
-        transition: nn.Module = PlainTransition(cfg.plain_trans_hidden)
-    else:
-        encoder = equivariant_encoder(embed_size, cfg.enc_fields)
-        transition = EquivariantTransition(cfg.trans_fields)
+        plain = set(PLAIN_PARTS)
+    encoder: nn.Module = (
+        PlainEncoder(embed_size, cfg.plain_enc_channels)
+        if "encoder" in plain
+        else equivariant_encoder(embed_size, cfg.enc_fields)
+    )
+    transition: nn.Module = (
+        PlainTransition(cfg.plain_trans_hidden) if "transition" in plain else EquivariantTransition(cfg.trans_fields)
+    )
 
-    equivariant = variant != "none"
     return DomainNets(
         embedding=embedding,
         encoder=encoder,
         transition=transition,
         predicts_delta=True,
         object_axis=None,
-        equivariant={"embedding": variant == "full", "encoder": equivariant, "transition": equivariant},
+        equivariant={
+            "embedding": variant == "full",
+            "encoder": "encoder" not in plain,
+            "transition": "transition" not in plain,
+        },
         info={
             "domain": "reacher",
             "variant": variant,
@@ -354,5 +377,6 @@ def build(variant: str, preset: str, obs_space, action_space, **widths: int) -> 
             "latent_fields": (N_LATENT_FIELDS, REGULAR_SIZE),
             "escnn_gspace": "flipRot2dOnR2(N=4, axis=0.0); our (f, k) = escnn element ((f, k), 'int')",
             "sizes": asdict(cfg),
+            **({"plain_parts": sorted(plain)} if plain and variant != "none" else {}),
         },
     )

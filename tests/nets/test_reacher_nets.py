@@ -403,3 +403,40 @@ def test_full_fields_widen_the_equivariant_sen_and_keep_it_equivariant():
 def test_widths_refuse_unknown_keys_and_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         reacher.build("sen", "smoke", OBS, ACT, **kwargs)
+
+
+@pytest.mark.parametrize("part", ["encoder", "transition"])
+def test_plain_parts_swap_one_equivariant_network_for_the_plain_one(part):
+    """sen with one plain network: that network is none's (not equivariant), the other stays equivariant."""
+    torch.manual_seed(0)
+    nets = eval_nets(reacher.build("sen", "smoke", OBS, ACT, plain_parts=[part]), torch.float64)
+    plain = {"encoder": reacher.PlainEncoder, "transition": reacher.PlainTransition}
+    kept = "transition" if part == "encoder" else "encoder"
+    assert isinstance(getattr(nets, part), plain[part]) and not isinstance(getattr(nets, kept), plain[kept])
+    assert nets.equivariant == {"embedding": False, part: False, kept: True}
+    assert nets.info["plain_parts"] == [part]
+    _, v, z, a = _batch()
+    with torch.no_grad():
+        enc = [
+            rel_err(nets.encoder(d4_act_on_embedding(g, v)), d4_act_on_latent(g, nets.encoder(v))) for g in D4_ELEMENTS
+        ]
+        dz = nets.transition(z, a)
+        trans = [
+            rel_err(nets.transition(d4_act_on_latent(g, z), d4_act_on_action(g, a)), d4_act_on_latent(g, dz))
+            for g in D4_ELEMENTS
+        ]
+    swapped, exact = (enc, trans) if part == "encoder" else (trans, enc)
+    assert max(exact) < 1e-4 and min(swapped[1:]) > 1e-2
+
+
+@pytest.mark.parametrize(
+    ("variant", "parts", "match"),
+    [
+        ("none", ["encoder"], "variant 'none' has none to swap"),
+        ("sen", ["embedding"], "plain part"),
+        ("sen", "encoder", "a list of network names"),
+    ],
+)
+def test_plain_parts_refuse_what_they_cannot_swap(variant, parts, match):
+    with pytest.raises(ValueError, match=match):
+        reacher.build(variant, "smoke", OBS, ACT, plain_parts=parts)
