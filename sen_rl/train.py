@@ -111,7 +111,7 @@ class TrainConfig:
     """``group``: symmetry data augmentation, the way a plain network is given a symmetry without equivariant
     layers. Each training transition is replaced by its image under a group element drawn at random (both
     observations by the domain's action on pixels, the action by the group's); validation stays as recorded.
-    Only for domains whose group acts on the pixels by a known map (2D Shapes, Reacher). None: off."""
+    Only for domains whose group acts on the pixels by a known map (``Domain.act_on_observation``). None: off."""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default; torchrun sets 1 per process)."""
     dist_timeout: float = 1800.0

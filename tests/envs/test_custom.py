@@ -9,6 +9,7 @@ import pytest
 import sen_rl  # noqa: F401  (registers SEN-Custom-v0)
 from sen_rl.data import CollectConfig, RolloutDataset, collect
 from sen_rl.domains import CUSTOM, domain_of
+from sen_rl.groups import d4_act_on_image
 
 SYMMETRY = "sen_rl.example_symmetries:INVERTED_PENDULUM"
 MIRROR = (1, 2)  # the D1 mirror, left <-> right
@@ -158,12 +159,6 @@ def _reacher_states(n: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([qpos, qvel], axis=1)
 
 
-def _turn_picture(g, frame: np.ndarray) -> np.ndarray:
-    """D4 on pixels (sen_rl.groups.d4_act_on_embedding): flip rows f times (world y -> -y), then rot90 k times."""
-    f, k = g
-    return np.rot90(frame[::-1] if f else frame, k)
-
-
 def _disagree(a: np.ndarray, b: np.ndarray) -> float:
     """The share of pixels whose colours differ by more than SHADE on some channel."""
     return float(np.mean((np.abs(a.astype(int) - b.astype(int)) > SHADE).any(-1)))
@@ -265,7 +260,7 @@ def test_reacher_pictures_turn_and_mirror_with_the_state(reacher, tmp_path):
     worst, margin = 0.0, np.inf
     for s in _reacher_states(6, seed=2):
         picture = u.render_state(s[None])
-        candidates = [_turn_picture(h, picture) for h in sym.elements]
+        candidates = [d4_act_on_image(h, picture) for h in sym.elements]
         for g in sym.elements:
             twin = u.render_state(sym.act_on_state(g, s[None]))
             shares = [_disagree(twin, c) for c in candidates]
@@ -277,7 +272,7 @@ def test_reacher_pictures_turn_and_mirror_with_the_state(reacher, tmp_path):
     s = _reacher_states(1, seed=3)
     stock = u.render_state(s).astype(int)
     turned = u.render_state(sym.act_on_state((0, 1), s)).astype(int)
-    assert np.mean(turned != _turn_picture((0, 1), stock)) > 0.5  # the ground's shading
+    assert np.mean(turned != d4_act_on_image((0, 1), stock)) > 0.5  # the ground's shading
     xml = importlib.resources.files("gymnasium") / "envs" / "mujoco" / "assets" / "reacher.xml"
     text = xml.read_text()
     path = tmp_path / "reacher_no_specular.xml"
@@ -287,4 +282,4 @@ def test_reacher_pictures_turn_and_mirror_with_the_state(reacher, tmp_path):
     picture = matte.unwrapped.render_state(s)
     turned = matte.unwrapped.render_state(sym.act_on_state((0, 1), s))
     matte.close()
-    assert np.mean(turned != _turn_picture((0, 1), picture)) < 0.01
+    assert np.mean(turned != d4_act_on_image((0, 1), picture)) < 0.01
