@@ -22,7 +22,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +247,12 @@ def _prepare_run(
             raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from; drop --resume to start")
         payload = read_checkpoint(last_path)
         saved = payload.get("train_config", {})
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
         for key in RESUME_KEEPS:
-            if key in saved and saved[key] != getattr(config, key):
-                raise ValueError(
-                    f"--resume: {last_path} was trained with {key}={saved[key]!r}, not {getattr(config, key)!r}"
-                )
+            # a key older checkpoints lack was added with a default that keeps their behaviour: they ran with it
+            was = saved.get(key, defaults[key])
+            if was != getattr(config, key):
+                raise ValueError(f"--resume: {last_path} was trained with {key}={was!r}, not {getattr(config, key)!r}")
         built = payload["config"].get("net_kwargs", {})
         differ = {k: v for k, v in config.net_kwargs.items() if built.get(k) != v}
         if differ:  # the network exists already: a keyword that would change it cannot apply

@@ -159,6 +159,13 @@ def test_augment_needs_a_known_action_on_pixels(shapes_data, tmp_path):
     train(_cfg(shapes_data, tmp_path / "r", epochs=1), progress=False, log=False, verbose=False)
     with pytest.raises(ValueError, match="augment=None, not 'group'"):
         train(_cfg(shapes_data, tmp_path / "r", epochs=2, augment="group"), resume=True, progress=False, log=False)
+    # so is a checkpoint from before the option, which ran without it
+    last = tmp_path / "r" / "last.pt"
+    payload = torch.load(last, weights_only=False)
+    del payload["train_config"]["augment"]
+    torch.save(payload, last)
+    with pytest.raises(ValueError, match="augment=None, not 'group'"):
+        train(_cfg(shapes_data, tmp_path / "r", epochs=2, augment="group"), resume=True, progress=False, log=False)
 
 
 def test_checkpoint_alone_rebuilds_the_model(shapes_data, tmp_path):
