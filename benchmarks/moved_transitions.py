@@ -52,7 +52,7 @@ def moved_transitions(src: str | os.PathLike, dst: str | os.PathLike, element, w
     """Write ``dst`` from ``src`` (see the module docstring); returns what it did."""
     import h5py
 
-    from sen_rl.data import RolloutDataset
+    from sen_rl.data import ACTIONS_KEY, OBS_KEY, REWARDS_KEY, STATES_KEY, RolloutDataset
     from sen_rl.domains import domain_of
     from sen_rl.fileio import atomic_write
 
@@ -90,10 +90,12 @@ def moved_transitions(src: str | os.PathLike, dst: str | os.PathLike, element, w
         # --unseen-from reads it)
         attrs.update(actions="null", positive_torque=False)
     with atomic_write(dst) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("obs", data=np.stack([first, second], 1), chunks=(1, 2, *obs.shape[2:]), compression="lzf")
-        f.create_dataset("actions", data=act[:, None])
-        f.create_dataset("states", data=np.stack([s0, s1], 1))
-        f.create_dataset("rewards", data=rew.reshape(n, 1))
+        # the layout of sen_rl.data's rollout files, one step an episode
+        pair = np.stack([first, second], 1)
+        f.create_dataset(OBS_KEY, data=pair, chunks=(1, *pair.shape[1:]), compression="lzf")
+        f.create_dataset(ACTIONS_KEY, data=act[:, None])
+        f.create_dataset(STATES_KEY, data=np.stack([s0, s1], 1))
+        f.create_dataset(REWARDS_KEY, data=rew.reshape(n, 1))
         f.attrs.update(attrs)
     return {"transitions": n, "moved": int(move.sum()), "element": element, "where": where, "out": str(dst)}
 
