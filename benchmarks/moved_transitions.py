@@ -48,14 +48,17 @@ def rows_to_move(actions: np.ndarray, where: str, seed: int = 0) -> np.ndarray:
     raise ValueError(f"--where must be one of {', '.join(WHERE)}, got {where!r}")
 
 
-def moved_transitions(src: str | os.PathLike, dst: str | os.PathLike, element, where: str) -> dict:
+def moved_transitions(
+    src: str | os.PathLike, dst: str | os.PathLike, element, where: str, overwrite: bool = False
+) -> dict:
     """Write ``dst`` from ``src`` (see the module docstring); returns what it did."""
     import h5py
 
-    from sen_rl.data import ACTIONS_KEY, OBS_KEY, REWARDS_KEY, STATES_KEY, RolloutDataset
+    from sen_rl.data import ACTIONS_KEY, OBS_KEY, REWARDS_KEY, STATES_KEY, RolloutDataset, check_target
     from sen_rl.domains import domain_of
     from sen_rl.fileio import atomic_write
 
+    check_target(Path(dst), overwrite)
     with RolloutDataset(src) as ds:
         act_on_obs = domain_of(ds.env_id).act_on_observation
         if act_on_obs is None:
@@ -106,10 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("dst", help="the one-step rollout file to write")
     p.add_argument("--element", type=int, nargs="+", required=True, help="a group element, e.g. 1 0 (Reacher: reflect)")
     p.add_argument("--where", required=True, help=f"which transitions to move: {', '.join(WHERE)}")
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     args = p.parse_args(argv)
-    if Path(args.dst).exists():
-        p.error(f"{args.dst} exists; remove it or choose another path")
-    print(json.dumps(moved_transitions(args.src, args.dst, args.element, args.where)))
+    print(json.dumps(moved_transitions(args.src, args.dst, args.element, args.where, args.overwrite)))
 
 
 if __name__ == "__main__":

@@ -245,7 +245,8 @@ def _make_env_fn(env_id: str, env_kwargs: dict, steps: int) -> Callable[[], gym.
     return make
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse to write a rollout file over an existing one (unless ``overwrite``) or onto a folder."""
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
     if out.is_dir():
@@ -387,7 +388,7 @@ def collect(config: CollectConfig, out: str | os.PathLike, overwrite: bool = Fal
     config = config.resolve()
     config.validate()
     out = Path(out)
-    _check_target(out, overwrite)
+    check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     lay, act_space = _Layout.probe(config)

@@ -81,6 +81,10 @@ def test_rows_to_move_and_bad_input(reacher, tmp_path):
     with pytest.raises(ValueError, match="not an element of D4"):
         moved_transitions(reacher, tmp_path / "x.h5", (2, 0), "half")
     assert not (tmp_path / "x.h5").exists()
+    (tmp_path / "kept.h5").write_bytes(b"earlier work")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        moved_transitions(reacher, tmp_path / "kept.h5", REFLECT, "half")
+    assert (tmp_path / "kept.h5").read_bytes() == b"earlier work"
 
 
 def test_a_grid_domain_moves_by_quarter_turns(tmp_path):
