@@ -48,6 +48,12 @@ def rows_to_move(actions: np.ndarray, where: str, seed: int = 0) -> np.ndarray:
     raise ValueError(f"--where must be one of {', '.join(WHERE)}, got {where!r}")
 
 
+def _before_after(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step arrays ``[E, T + 1, ...]`` as the ``E * T`` transitions' rows before and after: two ``[E * T, ...]``."""
+    flat = lambda y: y.reshape(-1, *x.shape[2:])  # noqa: E731
+    return flat(x[:, :-1]), flat(x[:, 1:])
+
+
 def moved_transitions(
     src: str | os.PathLike, dst: str | os.PathLike, element, where: str, overwrite: bool = False
 ) -> dict:
@@ -74,12 +80,10 @@ def moved_transitions(
         obs, act, states, rew, attrs = ds.obs[:], ds.actions[:], ds.states[:], ds.rewards[:], ds.attrs
         sampler = ds.action_sampler()
 
-    e, t = act.shape[:2]
-    n = e * t
-    first = obs[:, :t].reshape(n, *obs.shape[2:])
-    second = obs[:, 1:].reshape(n, *obs.shape[2:])
+    n = act.shape[0] * act.shape[1]
+    first, second = _before_after(obs)
+    s0, s1 = _before_after(states)
     act = act.reshape(n, *act.shape[2:])
-    s0, s1 = states[:, :t].reshape(n, *states.shape[2:]), states[:, 1:].reshape(n, *states.shape[2:])
     move = rows_to_move(act, where)
     first[move], second[move] = act_on_obs(element, first[move]), act_on_obs(element, second[move])
     act[move] = sym.act_on_action(element, act[move])
